@@ -1,0 +1,136 @@
+"""The ``retouch`` command line: ``serve``, ``edit`` and ``migrate``.
+
+``retouch edit`` exit codes (the contract ``../shared/eval/run.py`` drives):
+0 the output was written; 3 the backend declined (reason on stderr, no file
+written); 2 bad usage or an unreadable input; 1 any other error.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DECLINED = 0, 1, 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="retouch", description="Conversational image editing.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="apply migrations, then serve the web app")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    sub.add_parser("migrate", help="apply database migrations and exit")
+
+    edit = sub.add_parser("edit", help="run one edit (or generation) with a backend")
+    edit.add_argument("--instruction", required=True, help="what to do, in plain words")
+    edit.add_argument("--output", required=True, help="where to write the result (PNG)")
+    edit.add_argument("--input", help="the image to edit; omit to generate from the instruction")
+    edit.add_argument("--mask", help="PNG mask, white = region to edit")
+    edit.add_argument("--reference", action="append", default=[], help="reference image (repeatable)")
+    edit.add_argument("--backend", help="backend name (default: RETOUCH_BACKEND, else openai with a key, else local)")
+    edit.add_argument("--size", help="output size WIDTHxHEIGHT")
+    edit.add_argument("--quality", choices=["low", "medium", "high", "auto"])
+
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage already
+        return int(exc.code or 0)
+
+    if args.command == "serve":
+        return _serve(args.host, args.port)
+    if args.command == "migrate":
+        from app.db import migrate
+
+        migrate()
+        return EXIT_OK
+    return _edit(args)
+
+
+def _serve(host: str, port: int) -> int:
+    import uvicorn
+
+    from app.db import migrate
+
+    migrate()
+    uvicorn.run("app.main:app", host=host, port=port, log_level="info", proxy_headers=False)
+    return EXIT_OK
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"retouch: {message}", file=sys.stderr)
+    return code
+
+
+def _edit(args: argparse.Namespace) -> int:
+    from app.backends import (
+        BackendDeclined,
+        BackendFailed,
+        EditRequest,
+        UnknownBackend,
+        default_backend_name,
+        get_backend,
+    )
+    from app.config import get_settings
+    from app.imaging import ImageRejected, decode_image, decode_mask, encode_png
+
+    settings = get_settings()
+    limits = {"max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_upload_pixels}
+    instruction = args.instruction.strip()
+    if not instruction or len(instruction) > 4000:
+        return _fail(EXIT_USAGE, "the instruction must be 1 to 4000 characters")
+    if args.mask and not args.input:
+        return _fail(EXIT_USAGE, "--mask needs --input")
+
+    def read(path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    try:
+        image = decode_image(read(args.input), **limits, what="input image") if args.input else None
+        mask = decode_mask(read(args.mask), image.size, **limits) if args.mask else None
+        refs = tuple(decode_image(read(p), **limits, what="reference image") for p in args.reference)
+    except OSError as exc:
+        return _fail(EXIT_USAGE, f"cannot read {exc.filename}: {exc.strerror}")
+    except ImageRejected as exc:
+        return _fail(EXIT_USAGE, exc.message)
+
+    try:
+        backend = get_backend(args.backend or default_backend_name())
+    except UnknownBackend as exc:
+        return _fail(EXIT_USAGE, str(exc.args[0]))
+
+    request = EditRequest(
+        instruction=instruction,
+        image=image,
+        mask=mask,
+        references=refs,
+        size=args.size,
+        quality=None if args.quality == "auto" else args.quality,
+    )
+    try:
+        result = backend.edit(request)
+    except BackendDeclined as exc:
+        return _fail(EXIT_DECLINED, f"declined: {exc.message}")
+    except BackendFailed as exc:
+        return _fail(EXIT_ERROR, f"failed: {exc.message}")
+
+    out = Path(args.output)
+    data = encode_png(result.image)
+    try:
+        # Write atomically so a crash never leaves a half-written output.
+        fd, tmp = tempfile.mkstemp(dir=out.parent or ".", prefix=".retouch-", suffix=".png")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, out)
+    except OSError as exc:
+        return _fail(EXIT_ERROR, f"cannot write {out}: {exc.strerror}")
+    if result.message:
+        print(result.message, file=sys.stderr)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""All configuration in one ``Settings`` object, read from the environment.
+
+Every ``RETOUCH_*`` variable is a field here; ``OPENAI_API_KEY`` and
+``OPENAI_BASE_URL`` are read under their own names. The README lists them all
+(``tests/test_docs.py`` fails when one is undocumented).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RETOUCH_", extra="ignore")
+
+    #: Folder for the SQLite database, image blobs and the generated secret key.
+    data_dir: Path = Path("./data")
+    #: SQLAlchemy URL; default ``sqlite:///<data_dir>/retouch.db``.
+    #: PostgreSQL: ``postgresql+psycopg://user@host:5432/dbname``.
+    database_url: str | None = None
+    #: Backend name (``local`` or ``openai``); default ``openai`` when
+    #: ``OPENAI_API_KEY`` is set, else ``local``.
+    backend: str | None = None
+    #: Secret that signs the owner cookie; default: generated once and kept in
+    #: ``<data_dir>/secret_key``.
+    secret_key: str | None = None
+    #: Largest accepted upload (image, reference or mask), in bytes.
+    max_upload_bytes: int = 25 * 1024 * 1024
+    #: Largest accepted upload, in pixels (width x height).
+    max_upload_pixels: int = 40_000_000
+    #: Concurrent turn workers in the server process (turns of one thread
+    #: always run one at a time, in order).
+    workers: int = 2
+    #: OpenAI image model.
+    openai_model: str = "gpt-image-1"
+    #: Seconds to wait for one OpenAI image request.
+    openai_timeout: float = 180.0
+    #: SDK retries for one OpenAI request (each retried generation may be billed).
+    openai_max_retries: int = 1
+    #: Set the owner cookie with the ``Secure`` flag (serve over HTTPS).
+    secure_cookies: bool = False
+
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL")
+    )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL in effect."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'retouch.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
