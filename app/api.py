@@ -1,0 +1,218 @@
+"""The JSON API, ``/api/v1``. Every route calls ``app.services``."""
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from app import services
+from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, read_upload
+from app.models import Thread
+from app.schemas import (
+    CreateThreadJSON,
+    RenameIn,
+    RevertIn,
+    ShareOut,
+    ThreadList,
+    ThreadOut,
+    TurnOut,
+    share_link_url,
+    thread_out,
+    thread_summary,
+    turn_out,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+
+IMAGE_CACHE = "private, max-age=31536000, immutable"
+
+_create_body = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": CreateThreadJSON.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "prompt": {"type": "string", "maxLength": 4000},
+                        "title": {"type": "string", "maxLength": 200},
+                        "image": {"type": "string", "format": "binary"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("/threads", status_code=201, response_model=ThreadOut, openapi_extra=_create_body,
+             dependencies=[BodyLimit],
+             responses={413: {"description": "upload too large"}, 415: {"description": "not JPEG, PNG or WebP"},
+                        422: {"description": "neither prompt nor image, or a broken image"}})
+async def create_thread(request: Request, ctx: ContextDep, owner: OwnerDep) -> ThreadOut:
+    """Start a thread from JSON ``{"prompt", "title"?}`` or multipart
+    ``prompt?``, ``image?``, ``title?``."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data") or ctype.startswith("application/x-www-form-urlencoded"):
+        form = await request.form(max_files=1, max_fields=10)
+        upload = form.get("image")
+        image = await run_in_threadpool(
+            read_upload, upload if isinstance(upload, StarletteUpload) else None, ctx.settings.max_upload_bytes)
+        prompt, title = _text(form.get("prompt")), _text(form.get("title"))
+    else:
+        try:
+            body = CreateThreadJSON.model_validate(json.loads(await request.body() or b"null"))
+        except (ValueError, ValidationError) as exc:
+            detail = exc.errors(include_url=False) if isinstance(exc, ValidationError) else "The body is not valid JSON."
+            raise HTTPException(422, detail) from None
+        image, prompt, title = None, body.prompt, body.title
+
+    def work() -> ThreadOut:
+        with ctx.sessions() as session:
+            thread = services.create_thread(session, ctx.store, owner, prompt=prompt, image=image, title=title,
+                                             backend=ctx.backend, limits=ctx.limits)
+            return thread_out(thread, base_url=str(request.base_url))
+
+    out = await run_in_threadpool(work)
+    ctx.worker.notify()
+    return out
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@router.get("/threads", response_model=ThreadList)
+def list_threads(session: SessionDep, owner: OwnerDep) -> ThreadList:
+    """The caller's threads, newest first."""
+    return ThreadList(threads=[thread_summary(t) for t in services.list_threads(session, owner)])
+
+
+@router.get("/threads/{thread_id}", response_model=ThreadOut)
+def get_thread(thread_id: str, request: Request, session: SessionDep, owner: OwnerDep) -> ThreadOut:
+    return thread_out(services.get_thread(session, owner, thread_id), base_url=str(request.base_url))
+
+
+@router.patch("/threads/{thread_id}", response_model=ThreadOut)
+def rename_thread(thread_id: str, body: RenameIn, request: Request, session: SessionDep, owner: OwnerDep) -> ThreadOut:
+    """Change the thread's title."""
+    thread = services.rename(session, owner, thread_id, body.title)
+    return thread_out(thread, base_url=str(request.base_url))
+
+
+@router.post("/threads/{thread_id}/turns", status_code=202, response_model=TurnOut, dependencies=[BodyLimit])
+def submit_turn(
+    thread_id: str,
+    ctx: ContextDep,
+    session: SessionDep,
+    owner: OwnerDep,
+    instruction: Annotated[str, Form(min_length=1, max_length=4000)],
+    image: Annotated[list[UploadFile], File(description="reference images")] = [],  # noqa: B006
+    mask: Annotated[UploadFile | None, File(description="PNG; white (or alpha 0) = edit here")] = None,
+    size: Annotated[str | None, Form(description="WIDTHxHEIGHT or auto")] = None,
+    quality: Annotated[str | None, Form(description="low, medium, high or auto")] = None,
+) -> TurnOut:
+    """Queue an instruction for the thread. Returns 202 with the queued Turn;
+    poll ``GET /api/v1/turns/{id}`` for its end."""
+    limit = ctx.settings.max_upload_bytes
+    options = services.TurnOptions(
+        size=size, quality=quality, mask=read_upload(mask, limit),
+        references=[u for u in (read_upload(f, limit) for f in image) if u is not None],
+    )
+    turn = services.submit_turn(session, ctx.store, owner, thread_id, instruction=instruction, options=options,
+                                backend=ctx.backend, limits=ctx.limits)
+    ctx.worker.notify()
+    return turn_out(turn)
+
+
+@router.get("/turns/{turn_id}", response_model=TurnOut)
+def get_turn(turn_id: str, session: SessionDep, owner: OwnerDep) -> TurnOut:
+    return turn_out(services.get_turn(session, owner, turn_id))
+
+
+@router.post("/turns/{turn_id}/retry", status_code=202, response_model=TurnOut)
+def retry_turn(turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> TurnOut:
+    """Send a failed or declined turn's instruction again, as a new turn."""
+    turn = services.retry_turn(session, owner, turn_id, backend=ctx.backend)
+    ctx.worker.notify()
+    return turn_out(turn)
+
+
+@router.post("/threads/{thread_id}/revert", response_model=ThreadOut)
+def revert(thread_id: str, body: RevertIn, request: Request, session: SessionDep, owner: OwnerDep) -> ThreadOut:
+    """Make version ``body.version`` the head; the next turn edits it."""
+    thread = services.revert(session, owner, thread_id, body.version)
+    return thread_out(thread, base_url=str(request.base_url))
+
+
+@router.post("/threads/{thread_id}/share", status_code=201, response_model=ShareOut)
+def share(thread_id: str, request: Request, session: SessionDep, owner: OwnerDep) -> ShareOut:
+    """Create the read-only share link, or return the live one."""
+    link = services.share(session, owner, thread_id)
+    return ShareOut(token=link.token, url=share_link_url(str(request.base_url), link.token))
+
+
+@router.delete("/threads/{thread_id}/share", status_code=204)
+def revoke_share(thread_id: str, session: SessionDep, owner: OwnerDep) -> Response:
+    services.revoke_share(session, owner, thread_id)
+    return Response(status_code=204)
+
+
+@router.get("/shared/{token}", response_model=ThreadOut, response_model_exclude_none=False)
+def get_shared(token: str, request: Request, session: SessionDep) -> ThreadOut:
+    """The shared thread, read-only, without owner-only fields."""
+    thread = services.get_shared_thread(session, token)
+    return thread_out(thread, base_url=str(request.base_url), share_token=token)
+
+
+@router.post("/shared/{token}/fork", status_code=201, response_model=ThreadOut)
+def fork(token: str, request: Request, session: SessionDep, owner: OwnerDep) -> ThreadOut:
+    """Copy the shared thread into a new thread owned by the caller."""
+    thread = services.fork(session, owner, token)
+    return thread_out(thread, base_url=str(request.base_url))
+
+
+@router.get("/threads/{thread_id}/versions/{number}/image",
+            responses={200: {"content": {"image/png": {}, "image/webp": {}}}, 304: {"description": "not modified"}})
+def version_image(thread_id: str, number: int, request: Request, ctx: ContextDep, session: SessionDep,
+                  owner: OwnerDep, size: str | None = None, download: bool = False) -> Response:
+    """The version's PNG (``?size=thumb``: the WebP thumbnail), with an ETag
+    and a year of caching: stored images never change."""
+    thread = services.get_thread(session, owner, thread_id)
+    return image_response(request, ctx, thread, number, size, download)
+
+
+@router.get("/shared/{token}/versions/{number}/image",
+            responses={200: {"content": {"image/png": {}, "image/webp": {}}}, 304: {"description": "not modified"}})
+def shared_version_image(token: str, number: int, request: Request, ctx: ContextDep, session: SessionDep,
+                         size: str | None = None, download: bool = False) -> Response:
+    """A shared thread's version image, for link holders."""
+    thread = services.get_shared_thread(session, token)
+    return image_response(request, ctx, thread, number, size, download)
+
+
+def image_response(request: Request, ctx, thread: Thread, number: int, size: str | None, download: bool) -> Response:
+    """Serve a version's stored PNG or WebP thumbnail. Answers 304 when
+    ``If-None-Match`` carries the ETag (RFC 9110 §13.1.2)."""
+    version = services.get_version(thread, number)
+    thumb = size == "thumb"
+    if size not in (None, "", "thumb", "full"):
+        raise HTTPException(422, "size must be 'thumb' or omitted.")
+    etag = f'"{version.sha256}{"-thumb" if thumb else ""}"'
+    headers = {"ETag": etag, "Cache-Control": IMAGE_CACHE}
+    inm = request.headers.get("if-none-match", "")
+    if etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
+        return Response(status_code=304, headers=headers)
+    path = ctx.store.thumbnail_path(version.sha256) if thumb else ctx.store.path(version.sha256)
+    if not path.is_file():
+        raise HTTPException(404, "The image file is missing from storage.")
+    if download:
+        name = "".join(c if c.isalnum() or c in "-_" else "-" for c in thread.title).strip("-")[:60] or "retouch"
+        headers["Content-Disposition"] = f'attachment; filename="{name}-v{number}.png"'
+    return FileResponse(path, media_type="image/webp" if thumb else "image/png", headers=headers)

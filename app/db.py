@@ -1,0 +1,77 @@
+"""Database engine, sessions and migrations.
+
+SQLite (the default) runs in WAL mode with a busy timeout and foreign keys
+on (https://www.sqlite.org/wal.html, https://www.sqlite.org/foreignkeys.html);
+PostgreSQL is used through psycopg 3. The schema is owned by the Alembic
+migrations in ``migrations/``, applied by :func:`migrate` at start-up.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = ROOT / "migrations"
+
+#: Constraint names Alembic can refer to (SQLAlchemy docs, "Configuring
+#: Constraint Naming Conventions").
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for ``url``. For SQLite the parent folder is created
+    and each connection gets WAL mode, ``busy_timeout`` (10 s) and
+    ``foreign_keys=ON``."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker:
+    """A session factory whose objects stay readable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def migrate(url: str | None = None) -> None:
+    """Apply all Alembic migrations to ``url`` (default: the configured
+    database), creating the database file if needed."""
+    from alembic import command
+    from alembic.config import Config
+
+    from app.config import get_settings
+
+    url = url or get_settings().sqlalchemy_url
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["url"] = url
+    if url.startswith("sqlite"):
+        make_engine(url).dispose()  # creates the folder
+    command.upgrade(cfg, "head")

@@ -1,0 +1,79 @@
+"""FastAPI dependencies, as typed aliases (``SessionDep``, ``OwnerDep``...)."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, UploadFile
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.services import Limits, Upload
+from app.storage import BlobStore
+from app.worker import TurnWorker
+
+#: Room for multipart boundaries and text fields on top of the files, bytes.
+MULTIPART_OVERHEAD = 64 * 1024
+#: Files one request may carry: an image or a mask plus up to 4 references.
+MAX_FILES_PER_REQUEST = 6
+
+
+@dataclass
+class AppContext:
+    """What the running app holds: settings, the session factory, the blob
+    store, the worker and the backend new turns use."""
+
+    settings: Settings
+    sessions: sessionmaker
+    store: BlobStore
+    worker: TurnWorker
+    backend: str
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.settings.max_upload_bytes, self.settings.max_upload_pixels)
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.ctx
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.ctx.sessions() as session:
+        yield session
+
+
+def get_owner(request: Request) -> str:
+    return request.state.owner_id
+
+
+def limit_body_size(request: Request) -> None:
+    """Refuse (413) a request whose declared Content-Length exceeds what its
+    files may add up to, before the body is read."""
+    ctx: AppContext = request.app.state.ctx
+    declared = request.headers.get("content-length")
+    cap = ctx.settings.max_upload_bytes * MAX_FILES_PER_REQUEST + MULTIPART_OVERHEAD
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise HTTPException(413, f"The request is too large; each file may be at most "
+                                 f"{ctx.settings.max_upload_bytes / 1e6:.1f} MB.")
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+SessionDep = Annotated[Session, Depends(get_session)]
+OwnerDep = Annotated[str, Depends(get_owner)]
+BodyLimit = Depends(limit_body_size)
+
+
+def read_upload(upload: UploadFile | None, max_bytes: int) -> Upload | None:
+    """Read an uploaded file into an :class:`Upload`, at most ``max_bytes``
+    + 1 bytes (one more than allowed, so the size check can see it is too
+    large). Returns None for a missing file or an empty file field from an
+    HTML form (no filename and no bytes)."""
+    if upload is None:
+        return None
+    upload.file.seek(0)
+    data = upload.file.read(max_bytes + 1)
+    if not data and not upload.filename:
+        return None
+    return Upload(filename=upload.filename or "", data=data)

@@ -1,0 +1,112 @@
+"""The FastAPI application: ``create_app(settings)`` wires settings, the
+database, the blob store, the worker, the routes and the middleware."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from app import api, pages
+from app.backends import default_backend_name, get_backend
+from app.config import Settings, get_settings
+from app.db import make_engine, make_sessionmaker, migrate
+from app.deps import AppContext
+from app.security import SecurityMiddleware, load_secret_key
+from app.services import InvalidInput, NotFound
+from app.storage import BlobStore
+from app.worker import TurnWorker
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("retouch")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The lifespan applies migrations, queues turns a crash
+    interrupted and starts the worker; shutdown stops it."""
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    backend_name = settings.backend or default_backend_name()
+    get_backend(backend_name)  # fail at start-up, not at the first turn, for a bad RETOUCH_BACKEND
+    engine = make_engine(settings.sqlalchemy_url)
+    sessions = make_sessionmaker(engine)
+    store = BlobStore(settings.blob_dir)
+    worker = TurnWorker(sessions, store, workers=settings.workers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await run_in_threadpool(migrate, settings.sqlalchemy_url)
+        await worker.start()
+        log.info("Retouch is serving with the %s backend; data in %s", backend_name, settings.data_dir.resolve())
+        try:
+            yield
+        finally:
+            await worker.stop()
+            engine.dispose()
+
+    app = FastAPI(title="Retouch", version="0.1.0", lifespan=lifespan,
+                  description="Conversational, multi-turn image editing.")
+    app.state.ctx = AppContext(settings=settings, sessions=sessions, store=store, worker=worker,
+                               backend=backend_name)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.add_middleware(SecurityMiddleware, secret_key=load_secret_key(settings.secret_key, settings.data_dir),
+                       secure_cookies=settings.secure_cookies)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound):
+        return error_response(request, 404, exc.message)
+
+    @app.exception_handler(InvalidInput)
+    async def invalid(request: Request, exc: InvalidInput):
+        return error_response(request, exc.status, exc.message)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return error_response(request, exc.status_code, exc.detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        if _wants_json(request):
+            return JSONResponse({"detail": _readable(exc)}, status_code=422)
+        return pages.error_page(request, 422, _readable(exc))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
+
+
+def error_response(request: Request, status: int, detail, headers=None):
+    """JSON ``{"detail": ...}`` for the API, an HTML page (or htmx fragment)
+    for pages."""
+    if _wants_json(request):
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    return pages.error_page(request, status, detail if isinstance(detail, str) else str(detail))
+
+
+def _readable(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path"))
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return "; ".join(parts) or "The request is not valid."
+
+
+def __getattr__(name: str):
+    # ``uvicorn app.main:app`` builds the app from the environment on first use.
+    if name == "app":
+        globals()["app"] = create_app()
+        return globals()["app"]
+    raise AttributeError(name)

@@ -1,0 +1,125 @@
+"""The ORM models: a thread owns versions (a tree through ``parent``), turns
+(the conversation, and the queue the worker runs) and share links."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base
+
+TURN_KINDS = ("generate", "edit", "upload", "revert")
+TURN_STATUSES = ("queued", "running", "succeeded", "declined", "failed")
+PENDING_STATUSES = ("queued", "running")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    """A random public id: 16 URL-safe characters (96 bits)."""
+    return secrets.token_urlsafe(12)
+
+
+class Thread(Base):
+    __tablename__ = "threads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(String(64), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    head_version: Mapped[int | None] = mapped_column(Integer)
+    forked_from: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+    versions: Mapped[list[Version]] = relationship(
+        back_populates="thread", order_by="Version.number", cascade="all, delete-orphan"
+    )
+    turns: Mapped[list[Turn]] = relationship(
+        back_populates="thread", order_by="Turn.pk", cascade="all, delete-orphan"
+    )
+    share_links: Mapped[list[ShareLink]] = relationship(
+        back_populates="thread", cascade="all, delete-orphan"
+    )
+
+    def version(self, number: int | None) -> Version | None:
+        """The version numbered ``number``, or None."""
+        return next((v for v in self.versions if v.number == number), None)
+
+    @property
+    def head(self) -> Version | None:
+        return self.version(self.head_version)
+
+    @property
+    def live_share(self) -> ShareLink | None:
+        return next((s for s in self.share_links if s.revoked_at is None), None)
+
+    @property
+    def pending(self) -> bool:
+        return any(t.status in PENDING_STATUSES for t in self.turns)
+
+
+class Version(Base):
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("thread_id", "number"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    parent: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    turn_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    thread: Mapped[Thread] = relationship(back_populates="versions")
+
+
+class Turn(Base):
+    __tablename__ = "turns"
+    __table_args__ = (Index("ix_turns_status_pk", "status", "pk"),)
+
+    #: Insertion order: the queue order and the conversation order.
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(32), unique=True, default=new_id)
+    thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    instruction: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    result_version: Mapped[int | None] = mapped_column(Integer)
+    backend: Mapped[str | None] = mapped_column(String(32))
+    size: Mapped[str | None] = mapped_column(String(20))
+    quality: Mapped[str | None] = mapped_column(String(10))
+    mask_sha256: Mapped[str | None] = mapped_column(String(64))
+    reference_sha256s: Mapped[list] = mapped_column(JSON, default=list)
+    usage: Mapped[dict | None] = mapped_column(JSON)
+    #: How many times a worker has started this turn (crash recovery).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    thread: Mapped[Thread] = relationship(back_populates="turns")
+
+    @property
+    def pending(self) -> bool:
+        return self.status in PENDING_STATUSES
+
+
+class ShareLink(Base):
+    __tablename__ = "share_links"
+
+    #: ``secrets.token_urlsafe(24)``: 192 bits.
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    thread: Mapped[Thread] = relationship(back_populates="share_links")

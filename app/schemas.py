@@ -1,0 +1,153 @@
+"""JSON shapes of the API (pydantic), and how models become them."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from app.models import Thread, Turn, Version
+
+
+class VersionOut(BaseModel):
+    number: int
+    parent: int | None
+    width: int = Field(description="pixels")
+    height: int = Field(description="pixels")
+    sha256: str
+    image_url: str
+    thumbnail_url: str
+    turn_id: str | None
+    created_at: datetime
+
+
+class TurnOut(BaseModel):
+    id: str
+    thread_id: str
+    kind: Literal["generate", "edit", "upload", "revert"]
+    instruction: str
+    status: Literal["queued", "running", "succeeded", "declined", "failed"]
+    message: str | None
+    error: str | None
+    base_version: int | None
+    result_version: int | None
+    backend: str | None
+    size: str | None = None
+    quality: str | None = None
+    has_mask: bool = False
+    reference_count: int = 0
+    usage: dict | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None
+
+
+class ThreadOut(BaseModel):
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    head_version: int | None
+    versions: list[VersionOut]
+    turns: list[TurnOut]
+    share_url: str | None = Field(default=None, description="owner only")
+    forked_from: str | None = Field(default=None, description="owner only")
+
+
+class ThreadSummary(BaseModel):
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    head_version: int | None
+    thumbnail_url: str | None
+
+
+class ThreadList(BaseModel):
+    threads: list[ThreadSummary]
+
+
+class ShareOut(BaseModel):
+    token: str
+    url: str
+
+
+class CreateThreadJSON(BaseModel):
+    prompt: str = Field(min_length=1, max_length=4000)
+    title: str | None = Field(default=None, max_length=200)
+
+
+class RevertIn(BaseModel):
+    version: int = Field(ge=1)
+
+
+class RenameIn(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    """SQLite drops the zone: stored times are UTC, so say so."""
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+class Urls:
+    """Where a thread's images are served: to the owner under
+    ``/api/v1/threads/{id}``, to link holders under ``/api/v1/shared/{token}``."""
+
+    def __init__(self, thread: Thread, share_token: str | None = None) -> None:
+        if share_token:
+            self.prefix = f"/api/v1/shared/{share_token}"
+        else:
+            self.prefix = f"/api/v1/threads/{thread.id}"
+
+    def image(self, number: int) -> str:
+        return f"{self.prefix}/versions/{number}/image"
+
+    def thumbnail(self, number: int) -> str:
+        return f"{self.image(number)}?size=thumb"
+
+
+def version_out(v: Version, urls: Urls) -> VersionOut:
+    return VersionOut(number=v.number, parent=v.parent, width=v.width, height=v.height, sha256=v.sha256,
+                      image_url=urls.image(v.number), thumbnail_url=urls.thumbnail(v.number),
+                      turn_id=v.turn_id, created_at=utc(v.created_at))
+
+
+def turn_out(t: Turn, *, owner: bool = True) -> TurnOut:
+    return TurnOut(
+        id=t.id, thread_id=t.thread_id, kind=t.kind, instruction=t.instruction, status=t.status,
+        message=t.message, error=t.error, base_version=t.base_version, result_version=t.result_version,
+        backend=t.backend, size=t.size, quality=t.quality, has_mask=t.mask_sha256 is not None,
+        reference_count=len(t.reference_sha256s or []), usage=t.usage if owner else None,
+        created_at=utc(t.created_at), started_at=utc(t.started_at), finished_at=utc(t.finished_at),
+    )
+
+
+def thread_out(thread: Thread, *, base_url: str, share_token: str | None = None) -> ThreadOut:
+    """The Thread as JSON. With ``share_token`` it is the read-only view:
+    image URLs go through the share link and owner-only fields are left out.
+    ``base_url`` (ending in ``/``) makes the absolute ``share_url``."""
+    urls = Urls(thread, share_token)
+    owner = share_token is None
+    live = thread.live_share if owner else None
+    return ThreadOut(
+        id=thread.id, title=thread.title, created_at=utc(thread.created_at), updated_at=utc(thread.updated_at),
+        head_version=thread.head_version,
+        versions=[version_out(v, urls) for v in thread.versions],
+        turns=[turn_out(t, owner=owner) for t in thread.turns],
+        share_url=share_link_url(base_url, live.token) if live else None,
+        forked_from=thread.forked_from if owner else None,
+    )
+
+
+def share_link_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/s/{token}"
+
+
+def thread_summary(thread: Thread) -> ThreadSummary:
+    urls = Urls(thread)
+    return ThreadSummary(id=thread.id, title=thread.title, created_at=utc(thread.created_at),
+                         updated_at=utc(thread.updated_at), head_version=thread.head_version,
+                         thumbnail_url=urls.thumbnail(thread.head_version) if thread.head_version else None)

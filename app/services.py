@@ -1,0 +1,398 @@
+"""The service layer: every change to threads, turns, versions and share
+links goes through these functions. The JSON API (``app/api.py``) and the
+HTML pages (``app/pages.py``) both call them, so they cannot drift.
+
+Functions take a SQLAlchemy session and the caller's owner id. They raise
+:class:`NotFound` (answer 404) for threads the caller does not own or that do
+not exist, and :class:`InvalidInput` (a 4xx with a readable message) for bad
+input. Bad input is rejected before anything is written.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from app.imaging import (
+    ImageRejected,
+    decode_image,
+    decode_mask,
+    encode_png,
+    encode_thumbnail,
+)
+from app.models import ShareLink, Thread, Turn, Version, new_id, utcnow
+from app.storage import BlobStore
+
+MAX_INSTRUCTION_CHARS = 4000
+MAX_TITLE_CHARS = 200
+MAX_REFERENCES = 4
+QUALITIES = ("low", "medium", "high", "auto")
+
+
+class NotFound(Exception):
+    """The thing does not exist, or the caller may not see it (RFC 9110
+    §15.5.5: 404 does not reveal which)."""
+
+    def __init__(self, message: str = "Not found.") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(Exception):
+    """Input that cannot be accepted; ``status`` is the HTTP status code."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class Upload:
+    """A file as received: its name (may be empty) and bytes."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass
+class TurnOptions:
+    """Optional turn parameters: ``size`` ``"WIDTHxHEIGHT"`` in pixels (or
+    ``"auto"``) and ``quality`` (low/medium/high/auto)."""
+
+    size: str | None = None
+    quality: str | None = None
+    references: list[Upload] = field(default_factory=list)
+    mask: Upload | None = None
+
+
+@dataclass
+class Limits:
+    """Upload limits in bytes and pixels (from the settings)."""
+
+    max_bytes: int
+    max_pixels: int
+
+
+# ---------------------------------------------------------------- reading
+
+
+def list_threads(session: Session, owner_id: str) -> list[Thread]:
+    """The owner's threads, most recently updated first."""
+    stmt = (
+        select(Thread)
+        .where(Thread.owner_id == owner_id)
+        .order_by(Thread.updated_at.desc(), Thread.created_at.desc())
+        .options(selectinload(Thread.versions))
+    )
+    return list(session.scalars(stmt))
+
+
+def get_thread(session: Session, owner_id: str, thread_id: str) -> Thread:
+    """The thread ``thread_id`` if ``owner_id`` owns it; raises NotFound."""
+    thread = session.get(Thread, thread_id)
+    if thread is None or not secrets.compare_digest(thread.owner_id, owner_id):
+        raise NotFound("There is no such thread.")
+    return thread
+
+
+def get_turn(session: Session, owner_id: str, turn_id: str) -> Turn:
+    """The turn ``turn_id`` if ``owner_id`` owns its thread; raises NotFound."""
+    turn = session.scalar(select(Turn).where(Turn.id == turn_id))
+    if turn is None or not secrets.compare_digest(turn.thread.owner_id, owner_id):
+        raise NotFound("There is no such turn.")
+    return turn
+
+
+def get_shared_thread(session: Session, token: str) -> Thread:
+    """The thread behind a live share link; raises NotFound for an unknown
+    or revoked token."""
+    link = session.get(ShareLink, token) if token else None
+    if link is None or link.revoked_at is not None:
+        raise NotFound("This share link does not exist or was revoked.")
+    return link.thread
+
+
+def get_version(thread: Thread, number: int) -> Version:
+    """Version ``number`` of ``thread``; raises NotFound."""
+    version = thread.version(number)
+    if version is None:
+        raise NotFound(f"Version {number} does not exist in this thread.")
+    return version
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _clean_instruction(text: str | None, *, required: bool) -> str:
+    text = (text or "").strip()
+    if not text:
+        if required:
+            raise InvalidInput("Write an instruction: what should change?")
+        return ""
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise InvalidInput(
+            f"The instruction is {len(text)} characters; the limit is {MAX_INSTRUCTION_CHARS}."
+        )
+    return text
+
+
+def _clean_title(title: str | None, fallback: str) -> str:
+    title = " ".join((title or "").split())
+    if not title:
+        title = " ".join(fallback.split())
+        if len(title) > 60:
+            title = title[:59].rstrip() + "…"
+    if len(title) > MAX_TITLE_CHARS:
+        raise InvalidInput(f"The title is {len(title)} characters; the limit is {MAX_TITLE_CHARS}.")
+    return title or "Untitled"
+
+
+def _clean_options(size: str | None, quality: str | None) -> tuple[str | None, str | None]:
+    size = (size or "").strip().lower() or None
+    if size is not None and size != "auto":
+        parts = size.split("x")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise InvalidInput("The size must look like 1024x768 (width x height in pixels) or 'auto'.")
+        w, h = (int(p) for p in parts)
+        if not (16 <= w <= 8192 and 16 <= h <= 8192):
+            raise InvalidInput("Width and height must each be between 16 and 8192 pixels.")
+    quality = (quality or "").strip().lower() or None
+    if quality is not None and quality not in QUALITIES:
+        raise InvalidInput(f"The quality must be one of: {', '.join(QUALITIES)}.")
+    return (None if size == "auto" else size), (None if quality == "auto" else quality)
+
+
+def _decode(upload: Upload, limits: Limits, what: str) -> Image.Image:
+    try:
+        return decode_image(upload.data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels, what=what)
+    except ImageRejected as exc:
+        raise InvalidInput(exc.message, exc.status) from None
+
+
+def store_image(store: BlobStore, image: Image.Image) -> tuple[str, int, int]:
+    """Encode ``image`` as PNG, store it and its WebP thumbnail. Returns
+    (sha256 hex digest, width px, height px)."""
+    sha = store.put(encode_png(image))
+    store.put_thumbnail(sha, encode_thumbnail(image))
+    return sha, image.width, image.height
+
+
+def add_version(session: Session, thread: Thread, *, sha256: str, width: int, height: int,
+                parent: int | None, turn: Turn) -> Version:
+    """Append a version to ``thread`` (numbered after the last one), make it
+    the head and point ``turn`` at it. The caller commits."""
+    number = (max((v.number for v in thread.versions), default=0)) + 1
+    version = Version(thread=thread, number=number, parent=parent, sha256=sha256,
+                      width=width, height=height, turn_id=turn.id, created_at=utcnow())
+    session.add(version)
+    thread.head_version = number
+    thread.updated_at = utcnow()
+    turn.result_version = number
+    return version
+
+
+# ---------------------------------------------------------------- writing
+
+
+def create_thread(
+    session: Session,
+    store: BlobStore,
+    owner_id: str,
+    *,
+    prompt: str | None,
+    image: Upload | None,
+    title: str | None,
+    backend: str,
+    limits: Limits,
+) -> Thread:
+    """Start a thread from a prompt, a photo, or both.
+
+    - photo only: the photo (decoded, upright, EXIF removed) becomes version 1
+      through an ``upload`` turn;
+    - prompt only: a queued ``generate`` turn;
+    - both: version 1 from the photo, then a queued ``edit`` turn.
+
+    Raises InvalidInput (422 when neither is given; 413/415/422 for a bad
+    photo) before anything is stored.
+    """
+    prompt = _clean_instruction(prompt, required=False)
+    if not prompt and image is None:
+        raise InvalidInput("Describe an image to create, upload a photo, or both.")
+    decoded = _decode(image, limits, "photo") if image is not None else None
+    title = _clean_title(title, prompt or (image.filename.rsplit(".", 1)[0] if image else ""))
+
+    stored = store_image(store, decoded) if decoded is not None else None
+    now = utcnow()
+    thread = Thread(id=new_id(), owner_id=owner_id, title=title, created_at=now, updated_at=now)
+    session.add(thread)
+    if stored is not None:
+        sha, w, h = stored
+        upload_turn = Turn(id=new_id(), thread=thread, kind="upload", status="succeeded",
+                           instruction=image.filename or "", created_at=now, finished_at=now)
+        session.add(upload_turn)
+        add_version(session, thread, sha256=sha, width=w, height=h, parent=None, turn=upload_turn)
+    if prompt:
+        session.add(Turn(id=new_id(), thread=thread, kind="edit" if stored else "generate",
+                         instruction=prompt, status="queued", backend=backend, created_at=utcnow()))
+    session.commit()
+    return thread
+
+
+def submit_turn(
+    session: Session,
+    store: BlobStore,
+    owner_id: str,
+    thread_id: str,
+    *,
+    instruction: str,
+    options: TurnOptions,
+    backend: str,
+    limits: Limits,
+) -> Turn:
+    """Queue an edit of the thread's head (or a generation when the thread
+    has no image yet).
+
+    The mask must be a PNG the size of the current head image (white, or
+    alpha 0, marks the region to edit). At most 4 reference images. Returns
+    the queued Turn; its base version is fixed when a worker starts it.
+
+    Raises NotFound, or InvalidInput before anything is stored.
+    """
+    thread = get_thread(session, owner_id, thread_id)
+    instruction = _clean_instruction(instruction, required=True)
+    size, quality = _clean_options(options.size, options.quality)
+    if len(options.references) > MAX_REFERENCES:
+        raise InvalidInput(f"Attach at most {MAX_REFERENCES} reference images.")
+    refs = [_decode(r, limits, "reference image") for r in options.references]
+    mask = None
+    if options.mask is not None:
+        head = thread.head
+        if head is None:
+            raise InvalidInput("There is no image to select a region of yet.")
+        try:
+            mask = decode_mask(options.mask.data, (head.width, head.height),
+                               max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+        except ImageRejected as exc:
+            raise InvalidInput(exc.message, exc.status) from None
+
+    mask_sha = store.put(encode_png(mask)) if mask is not None else None
+    ref_shas = [store.put(encode_png(r)) for r in refs]
+    turn = Turn(
+        id=new_id(), thread=thread, kind="edit" if thread.head_version else "generate",
+        instruction=instruction, status="queued", backend=backend, size=size, quality=quality,
+        mask_sha256=mask_sha, reference_sha256s=ref_shas, created_at=utcnow(),
+    )
+    session.add(turn)
+    thread.updated_at = utcnow()
+    session.commit()
+    return turn
+
+
+def retry_turn(session: Session, owner_id: str, turn_id: str, *, backend: str) -> Turn:
+    """Queue a new turn with the same instruction, mask, references and
+    options as a declined or failed turn. Raises NotFound, or InvalidInput
+    (409) when the turn has not ended in failure."""
+    old = get_turn(session, owner_id, turn_id)
+    if old.status not in ("failed", "declined") or old.kind not in ("edit", "generate"):
+        raise InvalidInput("Only a failed or declined turn can be tried again.", 409)
+    thread = old.thread
+    turn = Turn(
+        id=new_id(), thread=thread, kind="edit" if thread.head_version else "generate",
+        instruction=old.instruction, status="queued", backend=backend, size=old.size,
+        quality=old.quality, mask_sha256=old.mask_sha256,
+        reference_sha256s=list(old.reference_sha256s or []), created_at=utcnow(),
+    )
+    session.add(turn)
+    thread.updated_at = utcnow()
+    session.commit()
+    return turn
+
+
+def revert(session: Session, owner_id: str, thread_id: str, number: int) -> Thread:
+    """Move the thread's head to version ``number`` and record a ``revert``
+    turn. Nothing is deleted; the next edit branches from that version.
+
+    A turn that is already running keeps the base it started from and, when
+    it finishes, its result becomes the head (its parent is that base).
+    Turns still queued start from the reverted head.
+
+    Raises NotFound, or InvalidInput (422) for a version that does not exist.
+    """
+    thread = get_thread(session, owner_id, thread_id)
+    if thread.version(number) is None:
+        raise InvalidInput(f"Version {number} does not exist in this thread.")
+    now = utcnow()
+    session.add(Turn(id=new_id(), thread=thread, kind="revert", status="succeeded",
+                     instruction=f"Revert to version {number}", base_version=thread.head_version,
+                     result_version=number, created_at=now, started_at=now, finished_at=now))
+    thread.head_version = number
+    thread.updated_at = now
+    session.commit()
+    return thread
+
+
+def rename(session: Session, owner_id: str, thread_id: str, title: str) -> Thread:
+    """Set the thread's title (1 to 200 characters). Raises NotFound or InvalidInput."""
+    thread = get_thread(session, owner_id, thread_id)
+    if not " ".join((title or "").split()):
+        raise InvalidInput("The title cannot be empty.")
+    thread.title = _clean_title(title, "")
+    thread.updated_at = utcnow()
+    session.commit()
+    return thread
+
+
+def share(session: Session, owner_id: str, thread_id: str) -> ShareLink:
+    """The thread's live share link, created if there is none. The token is
+    ``secrets.token_urlsafe(24)``: 192 random bits. Raises NotFound."""
+    thread = get_thread(session, owner_id, thread_id)
+    link = thread.live_share
+    if link is None:
+        link = ShareLink(token=secrets.token_urlsafe(24), thread=thread, created_at=utcnow())
+        session.add(link)
+        session.commit()
+    return link
+
+
+def revoke_share(session: Session, owner_id: str, thread_id: str) -> None:
+    """Revoke the thread's live share links (after which they answer 404).
+    Idempotent. Raises NotFound."""
+    thread = get_thread(session, owner_id, thread_id)
+    now = utcnow()
+    for link in thread.share_links:
+        if link.revoked_at is None:
+            link.revoked_at = now
+    session.commit()
+
+
+def fork(session: Session, owner_id: str, token: str) -> Thread:
+    """Copy a shared thread into a new thread owned by ``owner_id``: the same
+    versions (sharing the stored image bytes), head and finished turns.
+    Turns still queued or running are not copied. Raises NotFound."""
+    source = get_shared_thread(session, token)
+    now = utcnow()
+    thread = Thread(id=new_id(), owner_id=owner_id, title=source.title, head_version=source.head_version,
+                    forked_from=source.id, created_at=now, updated_at=now)
+    session.add(thread)
+    turn_ids: dict[str, str] = {}
+    for t in source.turns:
+        if t.pending:
+            continue
+        turn_ids[t.id] = new_id()
+        session.add(Turn(
+            id=turn_ids[t.id], thread=thread, kind=t.kind, instruction=t.instruction, status=t.status,
+            message=t.message, error=t.error, base_version=t.base_version, result_version=t.result_version,
+            backend=t.backend, size=t.size, quality=t.quality, mask_sha256=t.mask_sha256,
+            reference_sha256s=list(t.reference_sha256s or []), usage=t.usage, attempts=t.attempts,
+            created_at=t.created_at, started_at=t.started_at, finished_at=t.finished_at,
+        ))
+    for v in source.versions:
+        session.add(Version(thread=thread, number=v.number, parent=v.parent, sha256=v.sha256,
+                            width=v.width, height=v.height, turn_id=turn_ids.get(v.turn_id or ""),
+                            created_at=v.created_at))
+    session.commit()
+    return thread

@@ -1,0 +1,74 @@
+"""Content-addressed blob storage for images.
+
+Each blob is named by the sha256 of its bytes under ``<data dir>/blobs/`` and
+is written once, however many versions, turns or forks use it. Writes go to a
+temporary file in the same folder, are fsynced, then renamed with
+``os.replace`` (atomic on POSIX), so a reader never sees a half-written file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BlobStore:
+    """Blobs under ``root``: ``<root>/<sha[:2]>/<sha>.png`` and its thumbnail
+    ``<sha>.thumb.webp``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha256: str, suffix: str = ".png") -> Path:
+        """Where the blob with this hex digest lives. Raises ValueError for a
+        string that is not a sha256 hex digest."""
+        if not _SHA.match(sha256):
+            raise ValueError(f"not a sha256 digest: {sha256!r}")
+        return self.root / sha256[:2] / f"{sha256}{suffix}"
+
+    def thumbnail_path(self, sha256: str) -> Path:
+        return self.path(sha256, ".thumb.webp")
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (PNG bytes); returns its sha256 hex digest. A blob
+        that already exists is not written again."""
+        sha = hashlib.sha256(data).hexdigest()
+        self._write(self.path(sha), data)
+        return sha
+
+    def put_thumbnail(self, sha256: str, data: bytes) -> None:
+        """Store the thumbnail bytes (WebP) of the blob ``sha256``."""
+        self._write(self.thumbnail_path(sha256), data)
+
+    def read(self, sha256: str) -> bytes:
+        """The blob's bytes. Raises FileNotFoundError if it is missing."""
+        return self.path(sha256).read_bytes()
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    @staticmethod
+    def _write(target: Path, data: bytes) -> None:
+        if target.is_file():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

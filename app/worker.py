@@ -1,0 +1,244 @@
+"""The in-process turn worker.
+
+Turns are a queue in the database (``turns.status = 'queued'``, in insertion
+order). :class:`TurnWorker` runs ``workers`` asyncio tasks, started by the
+app's lifespan; each claims the oldest queued turn whose thread has no turn
+running, so one thread's turns run one at a time and in order while
+different threads run side by side. All database, image and backend work runs
+in worker threads (``anyio.to_thread``), off the event loop.
+
+A turn's base is the thread's head when the turn starts. The result image is
+written to the blob store first (atomically); then one transaction adds the
+version and finishes the turn. A crash in between leaves at most an
+unreferenced blob, never a version without its image.
+
+At start-up, turns a crash left ``running`` are queued again; a turn
+interrupted for the second time fails with the error "interrupted".
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import anyio
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.backends import BackendDeclined, BackendFailed, EditRequest, UnknownBackend, get_backend
+from app.imaging import open_png
+from app.models import Thread, Turn, utcnow
+from app.services import add_version, store_image
+from app.storage import BlobStore
+
+log = logging.getLogger("retouch.worker")
+
+#: A turn started this many times and interrupted each time is failed.
+MAX_ATTEMPTS = 2
+#: How many earlier instructions are passed to the backend as context.
+HISTORY_LIMIT = 20
+POLL_SECONDS = 1.0
+
+
+def recover_interrupted(sessions: sessionmaker) -> tuple[int, int]:
+    """Requeue turns left ``running`` by a crash; fail those already
+    started :data:`MAX_ATTEMPTS` times with the error "interrupted".
+    Returns (requeued, failed)."""
+    with sessions() as session:
+        requeued = session.execute(
+            update(Turn).where(Turn.status == "running", Turn.attempts < MAX_ATTEMPTS)
+            .values(status="queued", started_at=None)
+        ).rowcount
+        failed = session.execute(
+            update(Turn).where(Turn.status == "running", Turn.attempts >= MAX_ATTEMPTS)
+            .values(status="failed", error="interrupted", finished_at=utcnow())
+        ).rowcount
+        session.commit()
+    if requeued or failed:
+        log.warning("recovered interrupted turns: %d requeued, %d failed", requeued, failed)
+    return requeued, failed
+
+
+def history_of(thread: Thread, number: int | None) -> tuple[str, ...]:
+    """The instructions that made version ``number``, following parents back
+    to the root, oldest first (at most :data:`HISTORY_LIMIT`)."""
+    turns = {t.id: t for t in thread.turns}
+    out: list[str] = []
+    seen: set[int] = set()
+    while number is not None and number not in seen and len(out) < HISTORY_LIMIT:
+        seen.add(number)
+        version = thread.version(number)
+        if version is None:
+            break
+        turn = turns.get(version.turn_id or "")
+        if turn is not None and turn.kind in ("edit", "generate") and turn.instruction:
+            out.append(turn.instruction)
+        number = version.parent
+    return tuple(reversed(out))
+
+
+class TurnWorker:
+    """Runs queued turns. ``start()`` in the lifespan, ``stop()`` at shutdown;
+    ``notify()`` after queueing a turn wakes an idle worker at once."""
+
+    def __init__(self, sessions: sessionmaker, store: BlobStore, workers: int = 2) -> None:
+        self.sessions = sessions
+        self.store = store
+        self.workers = max(1, workers)
+        self._claim_lock = threading.Lock()
+        self._wakeup: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        await anyio.to_thread.run_sync(recover_interrupted, self.sessions)
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._tasks = [asyncio.create_task(self._loop(i), name=f"turn-worker-{i}") for i in range(self.workers)]
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming turns and wait up to ``timeout`` seconds for running
+        ones; a turn still running then is requeued at the next start."""
+        self._stopping = True
+        self.notify()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+        self._tasks = []
+
+    def notify(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def _loop(self, index: int) -> None:
+        assert self._wakeup is not None
+        while not self._stopping:
+            try:
+                turn_id = await anyio.to_thread.run_sync(self.claim)
+            except Exception:  # database hiccup: log, wait, go on
+                log.exception("worker %d could not claim a turn", index)
+                turn_id = None
+            if turn_id is None:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), POLL_SECONDS)
+                except TimeoutError:
+                    pass
+                continue
+            await anyio.to_thread.run_sync(self.run_turn, turn_id)
+            self.notify()  # a finished turn may unblock the next one of its thread
+
+    def claim(self) -> str | None:
+        """Mark the oldest runnable queued turn ``running``; return its id."""
+        with self._claim_lock, self.sessions() as session:
+            busy = select(Turn.thread_id).where(Turn.status == "running")
+            turn = session.scalar(
+                select(Turn).where(Turn.status == "queued", Turn.thread_id.not_in(busy))
+                .order_by(Turn.pk).limit(1)
+            )
+            if turn is None:
+                return None
+            thread = turn.thread
+            turn.status = "running"
+            turn.attempts += 1
+            turn.started_at = utcnow()
+            turn.base_version = thread.head_version
+            if turn.kind in ("edit", "generate"):
+                turn.kind = "edit" if thread.head_version is not None else "generate"
+            session.commit()
+            return turn.id
+
+    def run_turn(self, turn_id: str) -> None:
+        """Run one claimed turn to its end: succeeded, declined or failed."""
+        try:
+            request, backend_name = self._prepare(turn_id)
+        except _TurnError as exc:
+            self._finish(turn_id, "failed", error=exc.message)
+            return
+        try:
+            backend = get_backend(backend_name)
+            result = backend.edit(request)
+        except UnknownBackend:
+            self._finish(turn_id, "failed", error=f"The backend {backend_name!r} is not available on this server.")
+            return
+        except BackendDeclined as exc:
+            self._finish(turn_id, "declined", message=exc.message)
+            return
+        except BackendFailed as exc:
+            hint = " You can try again." if exc.retryable else ""
+            self._finish(turn_id, "failed", error=exc.message + hint)
+            return
+        except Exception:
+            log.exception("backend %s crashed on turn %s", backend_name, turn_id)
+            self._finish(turn_id, "failed", error=f"The {backend_name} backend hit an internal error. You can try again.")
+            return
+        try:
+            sha, width, height = store_image(self.store, result.image)
+        except Exception:
+            log.exception("could not store the result of turn %s", turn_id)
+            self._finish(turn_id, "failed", error="The result could not be saved (storage error). You can try again.")
+            return
+        with self.sessions() as session:
+            turn = session.scalar(select(Turn).where(Turn.id == turn_id))
+            add_version(session, turn.thread, sha256=sha, width=width, height=height,
+                        parent=turn.base_version, turn=turn)
+            turn.status = "succeeded"
+            turn.message = result.message
+            turn.usage = result.usage
+            turn.finished_at = utcnow()
+            session.commit()
+
+    def _prepare(self, turn_id: str) -> tuple[EditRequest, str]:
+        with self.sessions() as session:
+            turn = session.scalar(select(Turn).where(Turn.id == turn_id))
+            thread = turn.thread
+            base = thread.version(turn.base_version)
+            history = history_of(thread, turn.base_version)
+            backend_name = turn.backend or "local"
+            base_sha = base.sha256 if base else None
+            mask_sha, ref_shas = turn.mask_sha256, list(turn.reference_sha256s or [])
+            instruction, size, quality = turn.instruction, turn.size, turn.quality
+        try:
+            image = open_png(self.store.read(base_sha)) if base_sha else None
+            mask = open_png(self.store.read(mask_sha)).convert("L") if mask_sha else None
+            refs = tuple(open_png(self.store.read(s)) for s in ref_shas)
+        except FileNotFoundError:
+            raise _TurnError("A stored image this turn needs is missing.") from None
+        if mask is not None and (image is None or mask.size != image.size):
+            raise _TurnError(
+                "The selection no longer matches the current image (its size changed). "
+                "Select the region again."
+            )
+        return EditRequest(instruction=instruction, image=image, mask=mask, references=refs,
+                           history=history, size=size, quality=quality), backend_name
+
+    def _finish(self, turn_id: str, status: str, *, message: str | None = None, error: str | None = None) -> None:
+        with self.sessions() as session:
+            turn: Turn = session.scalar(select(Turn).where(Turn.id == turn_id))
+            turn.status = status
+            turn.message = message
+            turn.error = error
+            turn.finished_at = utcnow()
+            turn.thread.updated_at = utcnow()
+            session.commit()
+
+
+class _TurnError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def run_pending_now(sessions: sessionmaker, store: BlobStore) -> int:
+    """Run every queued turn synchronously in this thread (for scripts and
+    tests). Returns how many turns ran."""
+    worker = TurnWorker(sessions, store, workers=1)
+    count = 0
+    while (turn_id := worker.claim()) is not None:
+        worker.run_turn(turn_id)
+        count += 1
+    return count
+
+
+__all__ = ["TurnWorker", "recover_interrupted", "history_of", "run_pending_now", "Session"]
