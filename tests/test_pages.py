@@ -1,0 +1,133 @@
+"""The HTML pages: the same flows as the API, through forms and htmx."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.conftest import make_settings, png_bytes, wait_for_thread
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def client(tmp_path, sqlite_url, fake_backend):
+    with TestClient(create_app(make_settings(tmp_path / "data", sqlite_url)), follow_redirects=False) as c:
+        yield c
+
+
+def start(client, **form) -> str:
+    r = client.post("/threads", data=form, files={"image": ("cat.png", png_bytes((80, 60)), "image/png")})
+    assert r.status_code == 303
+    return r.headers["location"].rsplit("/", 1)[-1]
+
+
+def test_home_page_has_the_new_thread_form_and_no_inline_script(client):
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["vary"] == "HX-Request"
+    assert 'action="/threads"' in r.text and 'type="file"' in r.text
+    assert "<script>" not in r.text and "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_photo_upload_flow_and_polling(client, fake_backend):
+    fake_backend.gate.clear()  # hold the first edit so the page shows it working
+    tid = start(client, prompt="slow invert", title="Cat")
+    page = client.get(f"/t/{tid}")
+    assert page.status_code == 200
+    assert "<title>Cat · Retouch</title>" in page.text
+    assert 'hx-trigger="every 1s"' in page.text and "spinner" in page.text
+    assert re.search(r'<img src="/api/v1/threads/[^"]+/versions/1/image" width="80" height="60"', page.text)
+    fake_backend.gate.set()
+    wait_for_thread(client, tid)
+    frag = client.get(f"/t/{tid}", headers=HX)
+    assert frag.text.lstrip().startswith('<section id="conversation"') and "<html" not in frag.text
+    assert 'hx-trigger="every 1s"' not in frag.text  # done: polling stops
+    assert "Version 2" in frag.text and 'alt="Version 2: slow invert"' in frag.text
+    assert frag.headers["vary"] == "HX-Request"
+
+
+def test_send_revert_and_branch_through_forms(client):
+    tid = start(client)
+    r = client.post(f"/t/{tid}/turns", data={"instruction": "invert it"})
+    assert r.status_code == 303 and r.headers["location"] == f"/t/{tid}"
+    wait_for_thread(client, tid)
+    r = client.post(f"/t/{tid}/revert", data={"version": "1"}, headers=HX)
+    assert r.status_code == 200 and "Reverted to version 1" in r.text
+    r = client.post(f"/t/{tid}/turns", data={"instruction": "invert from one"}, headers=HX)
+    assert r.status_code == 200 and "invert from one" in r.text
+    thread = wait_for_thread(client, tid)
+    assert thread["versions"][-1]["parent"] == 1
+    page = client.get(f"/t/{tid}").text
+    assert "v3 ← v1" in page
+
+
+def test_form_errors_are_readable_and_keep_input(client):
+    r = client.post("/threads", data={"prompt": "", "title": "kept"})
+    assert r.status_code == 422
+    assert "Describe an image to create, upload a photo, or both." in r.text and 'value="kept"' in r.text
+    r = client.post("/threads", data={"prompt": ""}, files={"image": ("x.png", b"GIF89a....", "image/png")})
+    assert r.status_code == 415 and "GIF" in r.text
+    tid = start(client)
+    r = client.post(f"/t/{tid}/turns", data={"instruction": "   "}, headers=HX)
+    assert r.status_code == 422 and "Write an instruction" in r.text and "<html" not in r.text
+    assert client.get("/t/doesnotexist").status_code == 404
+
+
+def test_share_page_fork_and_revoke(client):
+    tid = start(client, title="Shared cat")
+    wait_for_thread(client, tid)
+    assert client.post(f"/t/{tid}/share").status_code == 303
+    page = client.get(f"/t/{tid}").text
+    url = re.search(r'class="share-url" type="text" readonly value="([^"]+)"', page).group(1)
+    token = url.rsplit("/", 1)[-1]
+    with TestClient(client.app, follow_redirects=False) as visitor:
+        shared = visitor.get(f"/s/{token}")
+        assert shared.status_code == 200
+        assert shared.headers["x-robots-tag"] == "noindex" and shared.headers["referrer-policy"] == "no-referrer"
+        assert '<meta property="og:title" content="Shared cat">' in shared.text
+        assert re.search(rf'<meta property="og:image" content="http://testserver/api/v1/shared/{token}/versions/1/image">', shared.text)
+        assert "Continue from here" not in shared.text and 'id="composer"' not in shared.text
+        fork = visitor.post(f"/s/{token}/fork")
+        assert fork.status_code == 303
+        new_id = fork.headers["location"].rsplit("/", 1)[-1]
+        assert visitor.get(f"/t/{new_id}").status_code == 200
+        assert client.get(f"/t/{new_id}").status_code == 404
+        assert client.post(f"/t/{tid}/share/revoke").status_code == 303
+        assert visitor.get(f"/s/{token}").status_code == 404
+
+
+def test_html_in_instructions_and_titles_is_inert(client):
+    payload = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    tid = start(client, prompt=payload, title=payload)
+    wait_for_thread(client, tid)
+    client.post(f"/t/{tid}/share")
+    for html in (client.get(f"/t/{tid}").text, client.get("/").text):
+        assert payload not in html and "&lt;script&gt;" in html
+    token = re.search(r'value="http://testserver/s/([^"]+)"', client.get(f"/t/{tid}").text).group(1)
+    shared = client.get(f"/s/{token}").text
+    assert payload not in shared and 'content="&lt;script&gt;' in shared
+
+
+def test_rename_and_retry_through_forms(client, fake_backend):
+    tid = start(client)
+    assert client.post(f"/t/{tid}/title", data={"title": "Better name"}).status_code == 303
+    assert "Better name" in client.get("/").text
+    fake_backend.fail_times = 1
+    client.post(f"/t/{tid}/turns", data={"instruction": "fail please"})
+    thread = wait_for_thread(client, tid)
+    failed = thread["turns"][-1]
+    assert failed["status"] == "failed"
+    assert "Try again" in client.get(f"/t/{tid}").text
+    r = client.post(f"/t/{tid}/turns/{failed['id']}/retry")
+    assert r.status_code == 303
+    assert wait_for_thread(client, tid)["turns"][-1]["status"] == "succeeded"
+
+
+def test_static_assets_are_vendored(client):
+    r = client.get("/static/vendor/htmx/htmx-2.0.11.min.js")
+    assert r.status_code == 200 and "htmx" in r.text[:2000]
+    assert client.get("/static/app.js").status_code == 200
