@@ -37,8 +37,11 @@ def render(request: Request, name: str, context: dict, *, block: str | None = No
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
-    """A page (or, for htmx, a fragment) that explains what went wrong."""
-    return render(request, "error.html", {"status": status, "message": message}, block="error", status=status)
+    """A page (or, for htmx, a fragment shown in the flash area) that
+    explains what went wrong."""
+    headers = {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"} if is_htmx(request) else None
+    return render(request, "error.html", {"status": status, "message": message}, block="error", status=status,
+                  headers=headers)
 
 
 def redirect(request: Request, url: str) -> Response:

@@ -23,7 +23,7 @@ import threading
 
 import anyio
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from app.backends import BackendDeclined, BackendFailed, EditRequest, UnknownBackend, get_backend
 from app.imaging import open_png
@@ -240,5 +240,3 @@ def run_pending_now(sessions: sessionmaker, store: BlobStore) -> int:
         count += 1
     return count
 
-
-__all__ = ["TurnWorker", "recover_interrupted", "history_of", "run_pending_now", "Session"]

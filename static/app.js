@@ -2,27 +2,42 @@
 (function () {
   "use strict";
 
-  // Show 4xx answers (a readable error fragment) in the flash area instead of dropping them.
+  function flash(text) {
+    var el = document.getElementById("flash");
+    if (el) el.textContent = text;
+  }
+
+  // 4xx answers carry a readable message: swap them in (the server sets HX-Retarget
+  // to the flash area for error fragments; a form answering 422 re-renders itself).
   document.addEventListener("htmx:beforeSwap", function (evt) {
     var status = evt.detail.xhr.status;
-    if (status >= 400) {
+    if (status >= 400 && status < 500) {
       evt.detail.shouldSwap = true;
       evt.detail.isError = false;
-      evt.detail.target = document.getElementById("flash");
-      evt.detail.swapOverride = "innerHTML";
     }
   });
+  document.addEventListener("htmx:responseError", function (evt) {
+    if (evt.detail.xhr.status >= 500) flash("Something went wrong on the server. Please try again.");
+  });
   document.addEventListener("htmx:sendError", function () {
-    var flash = document.getElementById("flash");
-    if (flash) flash.textContent = "The server cannot be reached. Check your connection and try again.";
+    flash("The server cannot be reached. Check your connection and try again.");
   });
 
-  // Clear the composer after a successful send, and the flash after any success.
+  // Open the share panel after creating or revoking a link (/t/ID#share).
+  document.addEventListener("DOMContentLoaded", function () {
+    if (location.hash === "#share") {
+      var share = document.getElementById("share");
+      if (share) share.open = true;
+    }
+  });
+
+  // After a form succeeds: clear the flash, and the composer after a send.
+  // (Polling requests leave the flash alone, so an error stays readable.)
   document.addEventListener("htmx:afterRequest", function (evt) {
     var elt = evt.detail.elt;
     if (!evt.detail.successful || evt.detail.xhr.status >= 400) return;
-    var flash = document.getElementById("flash");
-    if (flash) flash.textContent = "";
+    if (!elt || elt.tagName !== "FORM") return;
+    flash("");
     if (elt && elt.id === "composer") elt.reset();
   });
 
