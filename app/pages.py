@@ -46,7 +46,8 @@ def error_page(request: Request, status: int, message: str) -> Response:
 
 def redirect(request: Request, url: str) -> Response:
     if is_htmx(request):
-        return Response(status_code=204, headers={"HX-Location": url, "Vary": "HX-Request"})
+        # A full navigation: the target page must not be fetched as a fragment.
+        return Response(status_code=204, headers={"HX-Redirect": url, "Vary": "HX-Request"})
     return RedirectResponse(url, status_code=303)
 
 

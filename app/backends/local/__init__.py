@@ -1,11 +1,101 @@
-"""PLACEHOLDER: the offline backend (being written)."""
-from app.backends.base import BackendDeclined, EditRequest, EditResult, ImageBackend
+"""The offline ``local`` backend: exact edits with Pillow and OpenCV, no models.
+
+The instruction is parsed into operations (:mod:`.parser`, each operation
+declared once in :mod:`.operations` or :mod:`.generate`) and applied in order.
+Anything not fully understood is declined with a helpful message instead of
+being half done.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from app.backends.base import BackendDeclined, BackendFailed, EditRequest, EditResult, ImageBackend
+
+from .declines import not_understood, suggestions, with_reason
+from .generate import make_canvas
+from .parser import ParseFailure, Plan, parse_instruction
+from .picture import Picture
+from .registry import EDIT, GENERATE, ApplyContext, NotUnderstood
+
+__all__ = ["LocalBackend"]
 
 
 class LocalBackend(ImageBackend):
+    """Exact, offline edits: tone, geometry, text, filters, styles, faces,
+    backgrounds, inpainting of a selected area, and plain generated canvases."""
+
     name = "local"
     can_generate = True
     accepts_mask = True
+    accepts_references = False
 
     def run(self, request: EditRequest) -> EditResult:
-        raise BackendDeclined("placeholder")
+        """Parse ``request.instruction`` and apply it to ``request.image`` (or a
+        new canvas). Returns the result with a one-line summary; raises
+        :class:`BackendDeclined` for anything not fully understood or not
+        possible, :class:`BackendFailed` if OpenCV fails unexpectedly."""
+        mode = GENERATE if request.image is None else EDIT
+        has_mask = request.mask is not None and request.image is not None
+        try:
+            plan = parse_instruction(request.instruction, mode=mode, has_mask=has_mask)
+        except ParseFailure as failure:
+            if failure.reason:
+                raise BackendDeclined(with_reason(failure.understood, failure.reason, mode)) from None
+            raise BackendDeclined(not_understood(failure.understood, failure.unknown, mode)) from None
+        _check_plan(plan, mode, has_mask)
+
+        if mode == GENERATE:
+            pic = make_canvas(plan.steps, request.size)
+        else:
+            pic = Picture.from_pil(request.image)
+        mask = np.asarray(request.mask.convert("L")) if has_mask else None
+        ctx = ApplyContext(mask=mask, generated=mode == GENERATE)
+        try:
+            for step in plan.steps:
+                pic = step.op.apply(pic, step.params, ctx)
+        except NotUnderstood as exc:
+            raise BackendDeclined(with_reason([], exc.message, mode)) from None
+        except cv2.error as exc:
+            raise BackendFailed(f"Image processing failed: {exc}", retryable=False) from None
+        return EditResult(image=pic.to_pil(), message=_summary(plan, pic, mode))
+
+
+def _describe(plan: Plan) -> list[str]:
+    return [d for d in (st.op.describe(st.params) for st in plan.steps) if d]
+
+
+def _check_plan(plan: Plan, mode: str, has_mask: bool) -> None:
+    understood = _describe(plan)
+    if not plan.steps:
+        raise BackendDeclined("I did not find an edit I know in that instruction. Nothing was changed. " + suggestions(mode))
+    if plan.mentions_region and not has_mask:
+        raise BackendDeclined(with_reason(
+            understood,
+            "You mentioned a selected area, but nothing is selected. Paint over the area first, "
+            "or leave out 'this area' to edit the whole image.",
+            mode,
+        ))
+    for st in plan.steps:
+        if st.op.needs_mask and not has_mask:
+            raise BackendDeclined(with_reason(
+                understood,
+                "To remove or fill something, first select it (paint over it), then say 'remove this' "
+                "or 'fill this with white'. The local backend cannot find objects by name.",
+                mode,
+            ))
+        if st.op.geometry and has_mask:
+            raise BackendDeclined(with_reason(
+                understood,
+                f"'{st.op.describe(st.params)}' changes the whole image's shape, so it cannot be limited to "
+                "the selected area. Clear the selection to apply it to the whole image.",
+                mode,
+            ))
+
+
+def _summary(plan: Plan, pic: Picture, mode: str) -> str:
+    parts = _describe(plan)
+    if mode == GENERATE:
+        parts.insert(0, f"created a {pic.width}x{pic.height} image")
+    text = "; ".join(parts)
+    return text[:1].upper() + text[1:] + "."
