@@ -321,3 +321,24 @@ def test_owner_cookie_is_signed_httponly_lax(client):
     tid = create_from_photo(client)["id"]
     forged = TestClient(client.app, cookies={"retouch_owner": "forged.value"})
     assert forged.get(f"/api/v1/threads/{tid}").status_code == 404
+
+
+def test_revert_while_a_turn_runs_is_well_defined(client, fake_backend):
+    """The running turn keeps its base and its result becomes the head;
+    a turn queued behind it starts from whatever the head is then."""
+    tid = create_from_photo(client)["id"]
+    wait_for_turn(client, send(client, tid, "invert")["id"])  # v2
+    fake_backend.gate.clear()
+    running = send(client, tid, "slow invert")
+    while client.get(f"/api/v1/turns/{running['id']}").json()["status"] != "running":
+        pass
+    assert client.post(f"/api/v1/threads/{tid}/revert", json={"version": 1}).json()["head_version"] == 1
+    queued = send(client, tid, "invert after revert")
+    fake_backend.gate.set()
+    done = wait_for_turn(client, running["id"])
+    assert (done["base_version"], done["result_version"]) == (2, 3)
+    after = wait_for_turn(client, queued["id"])
+    assert (after["base_version"], after["result_version"]) == (3, 4)
+    thread = client.get(f"/api/v1/threads/{tid}").json()
+    assert [v["parent"] for v in thread["versions"]] == [None, 1, 2, 3]
+    assert thread["head_version"] == 4
