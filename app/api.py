@@ -5,6 +5,7 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -68,9 +69,10 @@ async def create_thread(request: Request, ctx: ContextDep, owner: OwnerDep) -> T
     else:
         try:
             body = CreateThreadJSON.model_validate(json.loads(await request.body() or b"null"))
-        except (ValueError, ValidationError) as exc:
-            detail = exc.errors(include_url=False) if isinstance(exc, ValidationError) else "The body is not valid JSON."
-            raise HTTPException(422, detail) from None
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False)) from None
+        except ValueError:
+            raise HTTPException(422, "The body is not valid JSON.") from None
         image, prompt, title = None, body.prompt, body.title
 
     def work() -> ThreadOut:

@@ -125,3 +125,19 @@ def test_oversized_request_is_refused_before_reading(client):
     r = client.post("/api/v1/threads", content=b"x" * 10, headers={
         "content-type": "multipart/form-data; boundary=x", "content-length": str(10**9)})
     assert r.status_code == 413
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(client):
+    import sqlite3
+
+    upload(client, png_bytes())
+    db = client.settings.sqlalchemy_url.split("///", 1)[1]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_validation_errors_are_readable_strings(client):
+    r = client.post("/api/v1/threads", json={"prompt": 5})
+    assert r.status_code == 422 and "prompt" in r.json()["detail"]
+    r = client.post("/api/v1/threads", json={"prompt": "x", "title": "t" * 300})
+    assert r.status_code == 422 and "title" in r.json()["detail"]
