@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from app import services
-from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, read_upload
+from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, read_upload, turn_options
 from app.models import Thread
 from app.schemas import (
     CreateThreadJSON,
@@ -122,11 +122,7 @@ def submit_turn(
 ) -> TurnOut:
     """Queue an instruction for the thread. Returns 202 with the queued Turn;
     poll ``GET /api/v1/turns/{id}`` for its end."""
-    limit = ctx.settings.max_upload_bytes
-    options = services.TurnOptions(
-        size=size, quality=quality, mask=read_upload(mask, limit),
-        references=[u for u in (read_upload(f, limit) for f in image) if u is not None],
-    )
+    options = turn_options(ctx, size=size, quality=quality, mask=mask, references=image)
     turn = services.submit_turn(session, ctx.store, owner, thread_id, instruction=instruction, options=options,
                                 backend=ctx.backend, limits=ctx.limits)
     ctx.worker.notify()

@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, UploadFile
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.services import Limits, Upload
+from app.services import Limits, TurnOptions, Upload
 from app.storage import BlobStore
 from app.worker import TurnWorker
 
@@ -77,3 +77,12 @@ def read_upload(upload: UploadFile | None, max_bytes: int) -> Upload | None:
     if not data and not upload.filename:
         return None
     return Upload(filename=upload.filename or "", data=data)
+
+
+def turn_options(ctx: AppContext, *, size: str | None, quality: str | None, mask: UploadFile | None,
+                 references: list[UploadFile]) -> TurnOptions:
+    """Read a turn's uploaded files (each capped at the byte limit) into
+    :class:`TurnOptions`; empty file fields are dropped."""
+    limit = ctx.settings.max_upload_bytes
+    refs = [u for u in (read_upload(f, limit) for f in references) if u is not None]
+    return TurnOptions(size=size, quality=quality, mask=read_upload(mask, limit), references=refs)

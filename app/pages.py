@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from app import services
-from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, read_upload
+from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, read_upload, turn_options
 from app.schemas import Urls, share_link_url, utc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,11 +113,7 @@ def submit_turn(
     size: Annotated[str, Form()] = "",
     quality: Annotated[str, Form()] = "",
 ) -> Response:
-    limit = ctx.settings.max_upload_bytes
-    options = services.TurnOptions(
-        size=size, quality=quality, mask=read_upload(mask, limit),
-        references=[u for u in (read_upload(f, limit) for f in image) if u is not None],
-    )
+    options = turn_options(ctx, size=size, quality=quality, mask=mask, references=image)
     services.submit_turn(session, ctx.store, owner, thread_id, instruction=instruction, options=options,
                          backend=ctx.backend, limits=ctx.limits)
     ctx.worker.notify()
