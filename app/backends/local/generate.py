@@ -1,0 +1,204 @@
+"""Making an image from text alone: a canvas of a given size with a solid
+colour or gradient backdrop. Text, borders and filters then apply as edits.
+
+Operations here are offered only in "generate" mode; :func:`make_canvas`
+builds the starting picture from the plan.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from app.backends.base import BackendDeclined
+
+from .colors import COLOR, color_name, find_colors
+
+from .picture import Picture
+from .registry import GENERATE, ApplyContext, NotUnderstood, Operation, ParseContext, Step, register
+
+#: Default canvas size in pixels when none is given.
+DEFAULT_SIZE = (1024, 1024)
+#: Largest canvas, in pixels per side.
+MAX_SIDE = 4096
+_SHAPE_SIZES = {
+    "square": (1024, 1024), "landscape": (1536, 1024), "portrait": (1024, 1536), "wide": (1536, 864),
+    "widescreen": (1920, 1080), "horizontal": (1536, 1024), "vertical": (1024, 1536), "tall": (1024, 1536),
+    "banner": (1500, 500), "header": (1500, 500), "thumbnail": (256, 256), "icon": (512, 512),
+    "wallpaper": (1920, 1080), "desktop wallpaper": (1920, 1080), "phone wallpaper": (1080, 1920),
+    "story": (1080, 1920), "hd": (1920, 1080), "full hd": (1920, 1080), "4k": (3840, 2160),
+}
+_SIZE = rf"(?:(?:size|sized|resolution|dimensions|at|of)\s+)?(?:\d+x\d+|\d+\s+by\s+\d+)(?:\s*px)?(?:\s+(?:in\s+)?(?:size|resolution|big|large))?"
+_SHAPE = r"(?:square|landscape|portrait|wide|widescreen|horizontal|vertical|tall|full\s+hd|hd|4k|(?:desktop|phone)\s+wallpaper)"
+_PLATFORM = (
+    r"(?:(?:empty|blank|plain|simple|clean|minimal|minimalist|flat|new|instagram|facebook|twitter|youtube|linkedin|"
+    r"social\s+media|web|website|blog|email|desktop|phone|mobile|album|book|business|greeting)\s+)*"
+)
+_NOUN = _PLATFORM + (
+    r"(?:post|ad|advert|advertisement|invitation|invite|page|sticker|screen|splash\s+screen|title\s+card|"
+    r"image|picture|poster|canvas|wallpaper|banner|card|flyer|flier|thumbnail|cover|graphic|placeholder|"
+    r"header|slide|icon|background|backdrop|artwork|illustration|sign|postcard|png|jpg|jpeg|frame|story|tile|swatch|rectangle)"
+)
+
+
+@register
+class Canvas(Operation):
+    """Canvas size and shape: "800x600", "256 by 256 pixels", "square", "a poster"."""
+
+    name = "canvas"
+    modes = frozenset({GENERATE})
+    stage = 0
+    phrases = {
+        rf"(?:{_SIZE}\s+)?(?:{_SHAPE}\s+)?(?:{_NOUN}\s+)?(?:{_SHAPE}\s+)?{_NOUN}(?:\s*,?\s*{_SIZE})?|{_SIZE}|{_SHAPE}": {},
+    }
+
+    @classmethod
+    def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
+        m = re.search(r"(\d+)(?:x|\s+by\s+)(\d+)", phrase)
+        if m:
+            w, h = int(m.group(1)), int(m.group(2))
+            if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
+                raise NotUnderstood(f"Canvas sizes go from 1 to {MAX_SIDE} pixels a side.")
+            return {"size": (w, h)}
+        for shape in sorted(_SHAPE_SIZES, key=len, reverse=True):  # noqa: B007
+            if re.search(rf"\b{shape}\b", phrase):
+                return {"shape": shape, "size": _SHAPE_SIZES[shape]}
+        return {}
+
+    @classmethod
+    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        return pic
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str:
+        return ""
+
+
+@register
+class Fill(Operation):
+    """Solid background colour for the canvas."""
+
+    name = "fill"
+    modes = frozenset({GENERATE})
+    stage = 0
+    phrases = {
+        rf"(?:(?:solid|plain|flat|pure|filled\s+with|all|completely|entirely|fully|full|just)\s+)?{COLOR}(?:\s+(?:background|backdrop|bg|fill|colored|color))*|"
+        rf"(?:background|backdrop|bg|fill|filled)\s+(?:of\s+|in\s+|with\s+|color\s+|colored\s+|is\s+|that\s+is\s+)?(?:(?:solid|plain|pure)\s+)?{COLOR}|"
+        rf"(?:on|against)\s+(?:(?:solid|plain|pure)\s+)?{COLOR}(?:\s+(?:background|backdrop))?": {},
+    }
+
+    @classmethod
+    def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
+        colors = find_colors(phrase)
+        if not colors:
+            raise NotUnderstood("Name the background colour, e.g. 'a 800x600 image with a navy background'.")
+        return {"color": colors[0]}
+
+    @classmethod
+    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        rgb = np.empty_like(pic.rgb)
+        rgb[:] = params["color"]
+        return Picture(rgb, pic.alpha)
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str:
+        return f"filled with {color_name(params['color'])}"
+
+
+_GDIR = r"(?:horizontal|horizontally|vertical|vertically|diagonal|diagonally|radial|circular|left\s+to\s+right|right\s+to\s+left|top\s+to\s+bottom|bottom\s+to\s+top)"
+_FROM_TO = rf"(?:from\s+)?{COLOR}\s+(?:to|into|and|through|-)\s+{COLOR}(?:\s+(?:to|and|then)\s+{COLOR})?"
+
+
+@register
+class Gradient(Operation):
+    """Gradient backdrop between two or three colours (horizontal by default)."""
+
+    name = "gradient"
+    modes = frozenset({GENERATE})
+    stage = 0
+    phrases = {
+        rf"(?:{_GDIR}\s+)?(?:(?:{_FROM_TO}|{COLOR})\s+)?(?:{_GDIR}\s+)?(?:color\s+)?(?:gradient|fade|blend|ombre)(?:\s+(?:background|backdrop|fill))?"
+        rf"(?:\s+(?:going\s+|running\s+|fading\s+|that\s+goes\s+)?{_FROM_TO})?(?:\s+(?:going\s+|running\s+)?(?:from\s+)?{_GDIR})?|"
+        rf"(?:fading|fade|blending|blend|transitioning|transition|going)\s+from\s+{COLOR}\s+(?:to|into)\s+{COLOR}(?:\s+{_GDIR})?": {},
+    }
+
+    @classmethod
+    def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
+        colors = find_colors(phrase)
+        if not colors:
+            raise NotUnderstood("Name the gradient's colours, e.g. 'a vertical gradient from navy to white'.")
+        if len(colors) == 1:
+            c = colors[0]
+            colors = [tuple(round(v * 0.45) for v in c), tuple(round(v + (255 - v) * 0.45) for v in c)]
+        if re.search(r"vertical|top\s+to\s+bottom|bottom\s+to\s+top", phrase):
+            direction = "vertical"
+        elif re.search(r"diagonal", phrase):
+            direction = "diagonal"
+        elif re.search(r"radial|circular", phrase):
+            direction = "radial"
+        else:
+            direction = "horizontal"
+        if re.search(r"right\s+to\s+left|bottom\s+to\s+top", phrase):
+            colors = colors[::-1]
+        return {"colors": colors, "direction": direction}
+
+    @classmethod
+    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        h, w = pic.height, pic.width
+        direction = params["direction"]
+        ys = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
+        xs = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, :]
+        if direction == "horizontal":
+            t = np.broadcast_to(xs, (h, w))
+        elif direction == "vertical":
+            t = np.broadcast_to(ys, (h, w))
+        elif direction == "diagonal":
+            t = (xs + ys) / 2
+        else:
+            t = np.hypot((xs - 0.5) * w, (ys - 0.5) * h)
+            t = t / max(float(t.max()), 1.0)
+        stops = np.array(params["colors"], np.float32)
+        positions = np.linspace(0.0, 1.0, len(stops))
+        if direction in ("horizontal", "vertical"):
+            line = ys[:, 0] if direction == "vertical" else xs[0]
+            colors = np.stack([np.interp(line, positions, stops[:, c]) for c in range(3)], axis=-1)
+            colors = np.clip(np.rint(colors), 0, 255).astype(np.uint8)
+            rgb = np.broadcast_to(colors[:, None, :] if direction == "vertical" else colors[None, :, :], (h, w, 3))
+            return Picture(np.ascontiguousarray(rgb), pic.alpha)
+        rgb = np.stack([np.interp(t, positions, stops[:, c]) for c in range(3)], axis=-1)
+        return pic.with_rgb(rgb)
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str:
+        names = " to ".join(color_name(c) for c in params["colors"])
+        return f"{params['direction']} gradient from {names}"
+
+
+def make_canvas(steps: list[Step], size: str | None) -> Picture:
+    """Blank white canvas for a generation plan.
+
+    The size comes from the plan's canvas steps (last one wins), else
+    ``size`` ("WIDTHxHEIGHT"), else :data:`DEFAULT_SIZE`. Raises
+    ``BackendDeclined`` when the plan draws nothing (no colour, gradient or text).
+    """
+    if not any(s.op.name in ("fill", "gradient", "text") for s in steps):
+        raise BackendDeclined(
+            "There is no image to edit yet, and the local backend can only create plain canvases: "
+            "a solid colour or a gradient, with text. Try 'a 1024x1024 image with a navy background "
+            "and the title \"Hello\" in white', or upload a photo first."
+        )
+    w, h = DEFAULT_SIZE
+    if size:
+        m = re.fullmatch(r"(\d+)x(\d+)", size.strip())
+        if m:
+            w, h = int(m.group(1)), int(m.group(2))
+    shaped = [s.params["size"] for s in steps if s.op is Canvas and "shape" in s.params]
+    explicit = [s.params["size"] for s in steps if s.op is Canvas and "size" in s.params and "shape" not in s.params]
+    if explicit or shaped:
+        w, h = (explicit or shaped)[-1]
+    rgb = np.full((h, w, 3), 255, np.uint8)
+    return Picture(rgb)
+
+
+

@@ -1,0 +1,2 @@
+"""Operation modules; importing this package registers every operation."""
+from . import filters, geometry, people, regions, styles, text, tone  # noqa: F401
