@@ -126,11 +126,17 @@ def decode_mask(data: bytes, size: tuple[int, int], *, max_bytes: int, max_pixel
     return mask
 
 
+#: zlib level for stored PNGs. Measured on a 1024x1024 photo: level 6
+#: (Pillow's default) 342 ms and 1.21 MB, level 3 99 ms and 1.31 MB, level 1
+#: 66 ms and 1.37 MB. Level 3 makes every turn ~0.25 s faster for 8% more disk.
+PNG_COMPRESS_LEVEL = 3
+
+
 def encode_png(im: Image.Image) -> bytes:
     """Encode ``im`` losslessly as PNG, with no metadata. Returns the bytes."""
     im = normalise_mode(im)
     buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=6)
+    im.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buf.getvalue()
 
 
