@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     interrupted and starts the worker; shutdown stops it."""
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    backend_name = settings.backend or default_backend_name()
+    backend_name = default_backend_name(settings)
     get_backend(backend_name)  # fail at start-up, not at the first turn, for a bad RETOUCH_BACKEND
     engine = make_engine(settings.sqlalchemy_url)
     sessions = make_sessionmaker(engine)

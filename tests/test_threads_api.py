@@ -342,3 +342,12 @@ def test_revert_while_a_turn_runs_is_well_defined(client, fake_backend):
     thread = client.get(f"/api/v1/threads/{tid}").json()
     assert [v["parent"] for v in thread["versions"]] == [None, 1, 2, 3]
     assert thread["head_version"] == 4
+
+
+def test_default_backend_follows_the_settings(tmp_path):
+    from app.backends import default_backend_name
+    from app.config import Settings
+
+    assert default_backend_name(Settings(data_dir=tmp_path, OPENAI_API_KEY=None, backend=None)) == "local"
+    assert default_backend_name(Settings(data_dir=tmp_path, OPENAI_API_KEY="sk-x", backend=None)) == "openai"
+    assert default_backend_name(Settings(data_dir=tmp_path, OPENAI_API_KEY="sk-x", backend="local")) == "local"

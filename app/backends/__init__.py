@@ -76,12 +76,12 @@ def get_backend(name: str) -> ImageBackend:
     return _instances[name]
 
 
-def default_backend_name() -> str:
+def default_backend_name(settings=None) -> str:
     """``RETOUCH_BACKEND`` if set, else ``openai`` when ``OPENAI_API_KEY`` is
-    set, else ``local``."""
+    set, else ``local``. ``settings`` defaults to the process-wide ones."""
     from app.config import get_settings
 
-    settings = get_settings()
+    settings = settings or get_settings()
     if settings.backend:
         return settings.backend
     return "openai" if settings.openai_api_key else "local"
