@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from app import services
-from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, read_upload, turn_options
+from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.models import Thread
 from app.schemas import (
     CreateThreadJSON,
@@ -53,7 +53,7 @@ _create_body = {
 
 
 @router.post("/threads", status_code=201, response_model=ThreadOut, openapi_extra=_create_body,
-             dependencies=[BodyLimit],
+             dependencies=[BodyLimit, TurnLimit],
              responses={413: {"description": "upload too large"}, 415: {"description": "not JPEG, PNG or WebP"},
                         422: {"description": "neither prompt nor image, or a broken image"}})
 async def create_thread(request: Request, ctx: ContextDep, owner: OwnerDep) -> ThreadOut:
@@ -108,7 +108,8 @@ def rename_thread(thread_id: str, body: RenameIn, request: Request, session: Ses
     return thread_out(thread, base_url=str(request.base_url))
 
 
-@router.post("/threads/{thread_id}/turns", status_code=202, response_model=TurnOut, dependencies=[BodyLimit])
+@router.post("/threads/{thread_id}/turns", status_code=202, response_model=TurnOut,
+             dependencies=[BodyLimit, TurnLimit], responses={429: {"description": "too many turns"}})
 def submit_turn(
     thread_id: str,
     ctx: ContextDep,
@@ -134,7 +135,7 @@ def get_turn(turn_id: str, session: SessionDep, owner: OwnerDep) -> TurnOut:
     return turn_out(services.get_turn(session, owner, turn_id))
 
 
-@router.post("/turns/{turn_id}/retry", status_code=202, response_model=TurnOut)
+@router.post("/turns/{turn_id}/retry", status_code=202, response_model=TurnOut, dependencies=[TurnLimit])
 def retry_turn(turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> TurnOut:
     """Send a failed or declined turn's instruction again, as a new turn."""
     turn = services.retry_turn(session, owner, turn_id, backend=ctx.backend)

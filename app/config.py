@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     openai_max_retries: int = 1
     #: Set the owner cookie with the ``Secure`` flag (serve over HTTPS).
     secure_cookies: bool = False
+    #: When set, creating threads and sending turns needs a login with this
+    #: password (shared links stay viewable). Scripts send it as a Bearer token.
+    access_password: str | None = None
+    #: Turns one owner may queue, as a ``limits`` string (``"30/minute"``,
+    #: ``"500/day"``); ``0`` turns the limit off.
+    turn_rate_limit: str = "30/minute"
 
     openai_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY")

@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request, UploadFile
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.rate_limit import TurnRateLimiter
 from app.services import Limits, TurnOptions, Upload
 from app.storage import BlobStore
 from app.worker import TurnWorker
@@ -29,6 +30,7 @@ class AppContext:
     store: BlobStore
     worker: TurnWorker
     backend: str
+    turn_limiter: TurnRateLimiter
 
     @property
     def limits(self) -> Limits:
@@ -59,10 +61,16 @@ def limit_body_size(request: Request) -> None:
                                  f"{ctx.settings.max_upload_bytes / 1e6:.1f} MB.")
 
 
+def count_turn(request: Request) -> None:
+    """Take one turn from the caller's rate limit (429 past it)."""
+    request.app.state.ctx.turn_limiter.hit(request.state.owner_id)
+
+
 ContextDep = Annotated[AppContext, Depends(get_context)]
 SessionDep = Annotated[Session, Depends(get_session)]
 OwnerDep = Annotated[str, Depends(get_owner)]
 BodyLimit = Depends(limit_body_size)
+TurnLimit = Depends(count_turn)
 
 
 def read_upload(upload: UploadFile | None, max_bytes: int) -> Upload | None:

@@ -12,11 +12,13 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from app import api, pages
+from app import access, api, pages
+from app.access import AccessGate, AccessGateMiddleware
 from app.backends import default_backend_name, get_backend
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, migrate
 from app.deps import AppContext
+from app.rate_limit import TurnRateLimiter
 from app.security import SecurityMiddleware, load_secret_key
 from app.services import InvalidInput, NotFound
 from app.storage import BlobStore
@@ -52,12 +54,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Retouch", version="0.1.0", lifespan=lifespan,
                   description="Conversational, multi-turn image editing.")
     app.state.ctx = AppContext(settings=settings, sessions=sessions, store=store, worker=worker,
-                               backend=backend_name)
+                               backend=backend_name, turn_limiter=TurnRateLimiter(settings.turn_rate_limit))
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(access.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
-    app.add_middleware(SecurityMiddleware, secret_key=load_secret_key(settings.secret_key, settings.data_dir),
-                       secure_cookies=settings.secure_cookies)
+    secret_key = load_secret_key(settings.secret_key, settings.data_dir)
+    app.state.access_gate = None
+    if settings.access_password:
+        app.state.access_gate = AccessGate(settings.access_password, secret_key,
+                                           secure_cookies=settings.secure_cookies)
+        app.add_middleware(AccessGateMiddleware, gate=app.state.access_gate)
+    # Added last, so it runs first: cross-origin refusal and owner cookie before the gate.
+    app.add_middleware(SecurityMiddleware, secret_key=secret_key, secure_cookies=settings.secure_cookies)
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound):
@@ -93,7 +102,7 @@ def error_response(request: Request, status: int, detail, headers=None):
     for pages."""
     if _wants_json(request):
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-    return pages.error_page(request, status, detail if isinstance(detail, str) else str(detail))
+    return pages.error_page(request, status, detail if isinstance(detail, str) else str(detail), headers)
 
 
 def _readable(exc: RequestValidationError) -> str:

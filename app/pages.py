@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from app import services
-from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, read_upload, turn_options
+from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.schemas import Urls, share_link_url, utc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,10 +36,12 @@ def render(request: Request, name: str, context: dict, *, block: str | None = No
     return templates.TemplateResponse(request, name, context, status_code=status, headers=headers, **kwargs)
 
 
-def error_page(request: Request, status: int, message: str) -> Response:
+def error_page(request: Request, status: int, message: str, headers: dict | None = None) -> Response:
     """A page (or, for htmx, a fragment shown in the flash area) that
-    explains what went wrong."""
-    headers = {"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"} if is_htmx(request) else None
+    explains what went wrong. ``headers`` (e.g. ``Retry-After``) are kept."""
+    headers = dict(headers or {})
+    if is_htmx(request):
+        headers.update({"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
     return render(request, "error.html", {"status": status, "message": message}, block="error", status=status,
                   headers=headers)
 
@@ -70,7 +72,7 @@ def home(request: Request, session: SessionDep, owner: OwnerDep) -> Response:
     return render(request, "home.html", {"threads": services.list_threads(session, owner)})
 
 
-@router.post("/threads", dependencies=[BodyLimit])
+@router.post("/threads", dependencies=[BodyLimit, TurnLimit])
 def create_thread(
     request: Request,
     ctx: ContextDep,
@@ -100,7 +102,7 @@ def thread_page(thread_id: str, request: Request, ctx: ContextDep, session: Sess
     return render(request, "thread.html", context, block="conversation")
 
 
-@router.post("/t/{thread_id}/turns", dependencies=[BodyLimit])
+@router.post("/t/{thread_id}/turns", dependencies=[BodyLimit, TurnLimit])
 def submit_turn(
     thread_id: str,
     request: Request,
@@ -127,7 +129,7 @@ def revert(thread_id: str, request: Request, ctx: ContextDep, session: SessionDe
     return _after_change(request, ctx, session, owner, thread_id)
 
 
-@router.post("/t/{thread_id}/turns/{turn_id}/retry")
+@router.post("/t/{thread_id}/turns/{turn_id}/retry", dependencies=[TurnLimit])
 def retry(thread_id: str, turn_id: str, request: Request, ctx: ContextDep, session: SessionDep,
           owner: OwnerDep) -> Response:
     services.retry_turn(session, owner, turn_id, backend=ctx.backend)
