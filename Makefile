@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_local.py
+	$(BIN)/python bench/load_test.py --clients 50 --turns 10
 
 eval: $(STAMP)
 	$(BIN)/python ../shared/eval/run.py --cmd "env RETOUCH_BACKEND=local $(BIN)/retouch"
