@@ -84,7 +84,7 @@ IN = arr(IMG)
 def test_backend_flags():
     b = get_backend("local")
     assert b.name == "local"
-    assert (b.can_generate, b.accepts_mask, b.accepts_references) == (True, True, False)
+    assert (b.can_generate, b.accepts_mask, b.accepts_references) == (True, True, True)
 
 
 # ---------------------------------------------------------------- tone

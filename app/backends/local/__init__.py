@@ -28,7 +28,7 @@ class LocalBackend(ImageBackend):
     name = "local"
     can_generate = True
     accepts_mask = True
-    accepts_references = False
+    accepts_references = True
 
     def run(self, request: EditRequest) -> EditResult:
         """Parse ``request.instruction`` and apply it to ``request.image`` (or a
@@ -38,19 +38,29 @@ class LocalBackend(ImageBackend):
         mode = GENERATE if request.image is None else EDIT
         has_mask = request.mask is not None and request.image is not None
         try:
-            plan = parse_instruction(request.instruction, mode=mode, has_mask=has_mask)
+            plan = parse_instruction(
+                request.instruction, mode=mode, has_mask=has_mask, references=len(request.references)
+            )
         except ParseFailure as failure:
             if failure.reason:
                 raise BackendDeclined(with_reason(failure.understood, failure.reason, mode)) from None
             raise BackendDeclined(not_understood(failure.understood, failure.unknown, mode)) from None
         _check_plan(plan, mode, has_mask)
+        if request.references and not any(st.op.uses_references for st in plan.steps):
+            raise BackendDeclined(with_reason(
+                _describe(plan),
+                "You attached an image, but the local backend can only use an attached image as a style "
+                "to paint in ('paint it in the style of this'). Remove the attachment to do this edit, "
+                "or use the openai backend, which can combine images.",
+                mode,
+            ))
 
         if mode == GENERATE:
             pic = make_canvas(plan.steps, request.size)
         else:
             pic = Picture.from_pil(request.image)
         mask = np.asarray(request.mask.convert("L")) if has_mask else None
-        ctx = ApplyContext(mask=mask, generated=mode == GENERATE)
+        ctx = ApplyContext(mask=mask, generated=mode == GENERATE, references=tuple(request.references))
         try:
             for step in plan.steps:
                 pic = step.op.apply(pic, step.params, ctx)

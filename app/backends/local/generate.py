@@ -14,6 +14,7 @@ import numpy as np
 from app.backends.base import BackendDeclined
 
 from .colors import COLOR, color_name, find_colors
+from .phrases import NUM
 
 from .picture import Picture
 from .registry import GENERATE, ApplyContext, NotUnderstood, Operation, ParseContext, Step, register
@@ -28,6 +29,12 @@ _SHAPE_SIZES = {
     "banner": (1500, 500), "header": (1500, 500), "thumbnail": (256, 256), "icon": (512, 512),
     "wallpaper": (1920, 1080), "desktop wallpaper": (1920, 1080), "phone wallpaper": (1080, 1920),
     "story": (1080, 1920), "hd": (1920, 1080), "full hd": (1920, 1080), "4k": (3840, 2160),
+}
+#: Default sizes for layouts named without a size (portrait cards and posters, landscape signs).
+_NOUN_SIZES = {
+    "invitation": (1024, 1434), "invite": (1024, 1434), "postcard": (1434, 1024), "card": (1024, 1434),
+    "poster": (1024, 1536), "flyer": (1024, 1448), "flier": (1024, 1448), "sign": (1536, 1024),
+    "slide": (1920, 1080), "banner": (1500, 500), "header": (1500, 500),
 }
 _SIZE = rf"(?:(?:size|sized|resolution|dimensions|at|of)\s+)?(?:\d+x\d+|\d+\s+by\s+\d+)(?:\s*px)?(?:\s+(?:in\s+)?(?:size|resolution|big|large))?"
 _SHAPE = r"(?:square|landscape|portrait|wide|widescreen|horizontal|vertical|tall|full\s+hd|hd|4k|(?:desktop|phone)\s+wallpaper)"
@@ -64,6 +71,9 @@ class Canvas(Operation):
         for shape in sorted(_SHAPE_SIZES, key=len, reverse=True):  # noqa: B007
             if re.search(rf"\b{shape}\b", phrase):
                 return {"shape": shape, "size": _SHAPE_SIZES[shape]}
+        for noun, noun_size in _NOUN_SIZES.items():
+            if re.search(rf"\b{noun}\b", phrase):
+                return {"noun_size": noun_size}
         return {}
 
     @classmethod
@@ -175,6 +185,140 @@ class Gradient(Operation):
         return f"{params['direction']} gradient from {names}"
 
 
+_PDIR = r"(?:horizontal|horizontally|vertical|vertically|diagonal|diagonally|slanted)"
+_PSIZE = r"(?:thin|thick|narrow|wide|broad|fine|small|tiny|large|big|bold|chunky)"
+_PKIND = (
+    r"(?:pin\s*)?stripes|striped|stripe(?:\s+pattern)?|checkerboard|checkered|chequered|checker(?:ed)?\s+pattern|"
+    r"chessboard|checks|checked|polka\s+dots?|polka\s+dot(?:ted)?|dots|dotted|spots|spotted|grid(?:\s+lines)?|graph\s+paper|squared\s+paper"
+)
+_PCOLORS = rf"(?:{COLOR}(?:\s*(?:,|and|&)\s*{COLOR})*)"
+_KINDS = {"stripe": "stripes", "check": "checker", "chess": "checker", "dot": "dots", "spot": "dots", "grid": "grid",
+          "graph": "grid", "squared": "grid"}
+
+
+@register
+class Pattern(Operation):
+    """A pattern over the backdrop: stripes (vertical, horizontal, diagonal),
+    checkerboard, polka dots or a grid, in one or two colours ("red and white
+    stripes", "white polka dots on navy", "a grid of gray lines, 40 px")."""
+
+    name = "pattern"
+    modes = frozenset({GENERATE})
+    stage = 1
+    phrases = {
+        rf"(?:{_PSIZE}\s+)?(?:{_PDIR}\s+)?(?:{_PSIZE}\s+)?(?:{_PCOLORS}\s+)?(?:{_PSIZE}\s+)?(?:{_PDIR}\s+)?(?:{_PKIND})(?:\s+pattern)?"
+        rf"(?:\s+(?:in|of|with)\s+(?:{_PSIZE}\s+)?(?:{_PCOLORS}\s*)?(?:lines|squares|dots|stripes)?)?(?:\s+(?:running\s+)?{_PDIR})?"
+        rf"(?:\s+(?:on|over|against)\s+(?:(?:solid|plain|dark|light)\s+)?{COLOR}(?:\s+(?:background|backdrop|bg))?)?"
+        rf"(?:\s*,?\s*(?:every\s+)?{NUM}\s*px(?:\s+(?:wide|apart|squares|cells|spacing|stripes))?)?": {},
+        rf"(?:{COLOR}\s+)?(?:lines|squares|dots|stripes)\s+(?:in|forming)\s+(?:a\s+)?(?:grid|checkerboard)": {},
+    }
+
+    @classmethod
+    def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
+        kind_word = re.search(r"stripe|check|chess|dot|spot|grid|graph|squared", phrase)
+        kind = _KINDS[kind_word.group(0)] if kind_word else "stripes"
+        if "grid" in phrase and "checkerboard" not in phrase:
+            kind = "grid"
+        out: dict[str, Any] = {"kind": kind}
+        on = re.search(rf"(?:on|over|against)\s+(?:(?:solid|plain|dark|light)\s+)?({COLOR})", phrase)
+        rest = phrase
+        if on:
+            out["background"] = find_colors(on.group(1))[0]
+            rest = phrase.replace(on.group(0), " ")
+        colors = find_colors(rest)
+        if colors:
+            out["color"] = colors[0]
+        if len(colors) >= 2 and "background" not in out:
+            out["background"] = colors[1]
+        if kind == "stripes":
+            out["direction"] = ("horizontal" if re.search(r"horizontal", phrase)
+                                else "diagonal" if re.search(r"diagonal|slanted", phrase) else "vertical")
+        px = re.search(rf"({NUM})\s*px", phrase)
+        if px:
+            if float(px.group(1)) < 1:
+                raise NotUnderstood("Pattern sizes must be at least 1 pixel.")
+            out["px"] = int(float(px.group(1)))
+        else:
+            sizes = {"thin": 0.5, "narrow": 0.5, "fine": 0.5, "small": 0.6, "tiny": 0.4, "thick": 2.0, "wide": 2.0,
+                     "broad": 2.0, "large": 2.0, "big": 2.0, "bold": 1.6, "chunky": 2.2}
+            for word, f in sizes.items():
+                if re.search(rf"\b{word}\b", phrase):
+                    out["scale"] = f
+        return out
+
+    @classmethod
+    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        h, w = pic.height, pic.width
+        cell = params.get("px") or max(4, round(min(w, h) / 16 * params.get("scale", 1.0)))
+        ys, xs = np.mgrid[0:h, 0:w]
+        kind = params["kind"]
+        if kind == "stripes":
+            coord = {"vertical": xs, "horizontal": ys}.get(params.get("direction", "vertical"), xs + ys)
+            fg = (coord // cell) % 2 == 0
+        elif kind == "checker":
+            fg = ((xs // cell) + (ys // cell)) % 2 == 0
+        elif kind == "dots":
+            period = cell * 2
+            dx, dy = xs % period - period / 2, ys % period - period / 2
+            fg = dx * dx + dy * dy <= (cell * 0.55) ** 2
+        else:
+            line = max(1, round(cell * 0.08)) if "px" not in params else max(1, round(cell * 0.06))
+            period = cell * 2 if "px" not in params else cell
+            fg = (xs % period < line) | (ys % period < line)
+        rgb = pic.rgb.copy()
+        if "background" in params:
+            rgb[:] = params["background"]
+        rgb[fg] = params.get("color", (0, 0, 0))
+        return Picture(rgb, pic.alpha)
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str:
+        kind = {"stripes": f"{params.get('direction', 'vertical')} stripes", "checker": "a checkerboard",
+                "dots": "polka dots", "grid": "a grid"}[params["kind"]]
+        colors = [color_name(params.get("color", (0, 0, 0)))]
+        if "background" in params:
+            colors.append(color_name(params["background"]))
+        return f"drew {kind} in {' on '.join(colors)}"
+
+
+@register
+class TextOnColor(Operation):
+    """Layout colours: "gold on navy", "white text on black" -> the
+    background colour, and the colour for text that names none."""
+
+    name = "text_colors"
+    modes = frozenset({GENERATE})
+    stage = 0
+    phrases = {
+        rf"(?:(?:in|with|using)\s+)?{COLOR}(?:\s+(?:text|letters|lettering|writing|type|font|words))?\s+(?:on|over|against)\s+"
+        rf"(?:(?:solid|plain|pure)\s+)?{COLOR}(?:\s+(?:background|backdrop|bg))?": {},
+    }
+
+    @classmethod
+    def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
+        fg, bg = find_colors(phrase)[:2]
+        return {"text_color": fg, "color": bg}
+
+    @classmethod
+    def finalize(cls, steps: list[Step]) -> None:
+        chosen = [s for s in steps if s.op is cls]
+        if not chosen:
+            return
+        for s in steps:
+            if s.op.name in ("text", "details") and "color" not in s.params:
+                s.params["color"] = chosen[-1].params["text_color"]
+
+    @classmethod
+    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        rgb = np.empty_like(pic.rgb)
+        rgb[:] = params["color"]
+        return Picture(rgb, pic.alpha)
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str:
+        return f"{color_name(params['text_color'])} text on {color_name(params['color'])}"
+
+
 def make_canvas(steps: list[Step], size: str | None) -> Picture:
     """Blank white canvas for a generation plan.
 
@@ -182,7 +326,7 @@ def make_canvas(steps: list[Step], size: str | None) -> Picture:
     ``size`` ("WIDTHxHEIGHT"), else :data:`DEFAULT_SIZE`. Raises
     ``BackendDeclined`` when the plan draws nothing (no colour, gradient or text).
     """
-    if not any(s.op.name in ("fill", "gradient", "text") for s in steps):
+    if not any(s.op.name in ("fill", "gradient", "text", "pattern", "text_colors") for s in steps):
         raise BackendDeclined(
             "There is no image to edit yet, and the local backend can only create plain canvases: "
             "a solid colour or a gradient, with text. Try 'a 1024x1024 image with a navy background "
@@ -195,8 +339,11 @@ def make_canvas(steps: list[Step], size: str | None) -> Picture:
             w, h = int(m.group(1)), int(m.group(2))
     shaped = [s.params["size"] for s in steps if s.op is Canvas and "shape" in s.params]
     explicit = [s.params["size"] for s in steps if s.op is Canvas and "size" in s.params and "shape" not in s.params]
+    nouns = [s.params["noun_size"] for s in steps if s.op is Canvas and "noun_size" in s.params]
     if explicit or shaped:
         w, h = (explicit or shaped)[-1]
+    elif nouns and not size:
+        w, h = nouns[-1]
     rgb = np.full((h, w, 3), 255, np.uint8)
     return Picture(rgb)
 

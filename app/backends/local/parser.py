@@ -34,7 +34,7 @@ _NUMBER_WORDS = {
 }
 _DROP_WORDS = re.compile(
     r"\b(?:the|a|an|it's|it|its|this|that|these|those|image|photo|photograph|picture|pic|img|"
-    r"please|pls|kindly|only)\b"
+    r"please|pls|kindly|only|just)\b"
 )
 #: Words that may remain unconsumed without changing the meaning.
 FILLER = frozenset(
@@ -123,13 +123,18 @@ def restore_quotes(text: str, quotes: list[str]) -> str:
     return re.sub(r"⟦(\d+)⟧", lambda m: f"'{quotes[int(m.group(1))]}'", text)
 
 
-def _candidates(text: str, ops: list[type[Operation]]) -> list[tuple[int, int, type[Operation], dict]]:
+def _candidates(text: str, ops: list[type[Operation]], references: int = 0) -> list[tuple[int, int, type[Operation], dict]]:
     found = []
     for op in ops:
         for pattern, defaults in op.compiled:
-            for m in pattern.finditer(text):
+            if defaults.get("_refs_only") and not references:
+                continue
+            # overlapping search: a match inside a longer one that loses may still be needed
+            pos = 0
+            while (m := pattern.search(text, pos)) is not None:
                 if m.end() > m.start():
                     found.append((m.start(), m.end(), op, defaults))
+                pos = m.start() + 1
     return found
 
 
@@ -149,8 +154,9 @@ def _blank(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(chars)
 
 
-def parse_instruction(instruction: str, *, mode: str, has_mask: bool) -> Plan:
-    """Parse ``instruction`` into a :class:`Plan` for ``mode`` ("edit"/"generate").
+def parse_instruction(instruction: str, *, mode: str, has_mask: bool, references: int = 0) -> Plan:
+    """Parse ``instruction`` into a :class:`Plan` for ``mode`` ("edit"/"generate");
+    ``references`` is the number of attached reference images.
 
     Raises :class:`ParseFailure` when any part is not understood, and
     :class:`~.registry.NotUnderstood` is converted into a ``ParseFailure``.
@@ -159,8 +165,8 @@ def parse_instruction(instruction: str, *, mode: str, has_mask: bool) -> Plan:
     # Words naming the selection ("this area", "the selected part") are noted, then dropped.
     mentions_region = bool(_REGION_RE.search(text))
     text = re.sub(r"\s+", " ", _REGION_RE.sub(" ", text)).strip()
-    ctx = ParseContext(mode=mode, has_mask=has_mask, quotes=quotes)
-    chosen = _choose(_candidates(text, operations(mode)))
+    ctx = ParseContext(mode=mode, has_mask=has_mask, quotes=quotes, references=references)
+    chosen = _choose(_candidates(text, operations(mode), references))
     steps = [Step(op, dict(defaults), (s, e), text[s:e]) for s, e, op, defaults in chosen]
 
     # Strength words attach to the nearest operation that takes a strength.

@@ -30,11 +30,13 @@ class NotUnderstood(Exception):
 @dataclass
 class ParseContext:
     """What the parser knows besides the text: ``mode`` ("edit" or "generate"),
-    whether a mask was given, and the quoted strings (placeholder index -> text)."""
+    whether a mask was given, the quoted strings (placeholder index -> text)
+    and how many reference images are attached."""
 
     mode: str
     has_mask: bool
     quotes: list[str]
+    references: int = 0
 
 
 @dataclass
@@ -43,10 +45,12 @@ class ApplyContext:
 
     - ``mask``: ``(H, W)`` uint8 array (255 = edit) or None.
     - ``generated``: True when the picture is a fresh canvas made from text.
+    - ``references``: the attached reference images (PIL, ``RGB``/``RGBA``).
     """
 
     mask: np.ndarray | None = None
     generated: bool = False
+    references: tuple[Any, ...] = ()
 
 
 class Operation:
@@ -60,7 +64,12 @@ class Operation:
     - ``needs_mask``: only makes sense on a selected region.
     - ``takes_strength``: accepts "slightly", "a lot", "by 20%" nearby.
     - ``priority``: breaks ties between equally long matches (lower wins).
-    - ``stage``: 0 for operations that make the backdrop (run first), else 1.
+    - ``stage``: 0 for operations that make the backdrop (run first), 1 for
+      patterns drawn over it, else 2.
+    - ``uses_references``: uses the first attached reference image.
+
+    A phrase whose defaults contain ``"_refs_only": True`` is only looked for
+    when a reference image is attached.
     """
 
     name: ClassVar[str] = "operation"
@@ -70,7 +79,8 @@ class Operation:
     needs_mask: ClassVar[bool] = False
     takes_strength: ClassVar[bool] = False
     priority: ClassVar[int] = 50
-    stage: ClassVar[int] = 1
+    stage: ClassVar[int] = 2
+    uses_references: ClassVar[bool] = False
     compiled: ClassVar[list[tuple[re.Pattern[str], dict[str, Any]]]] = []
 
     @classmethod

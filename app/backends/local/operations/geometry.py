@@ -466,3 +466,272 @@ class Border(Operation):
     def describe(cls, params: dict[str, Any]) -> str:
         width = f"{params['px']} px " if "px" in params else ""
         return f"added a {width}{color_name(params['color'])} border"
+
+
+_V_SIDE = r"(?:top|upper|bottom|lower)"
+_H_SIDE = r"(?:left|right)"
+_PART = r"(?:half|third|quarter|two\s+thirds|three\s+quarters)"
+_FRACTIONS = {"half": 1 / 2, "third": 1 / 3, "quarter": 1 / 4, "two thirds": 2 / 3, "three quarters": 3 / 4}
+_REGION = (
+    rf"(?:{_V_SIDE}\s+{_H_SIDE}|{_H_SIDE}\s+{_V_SIDE}|{_V_SIDE}|{_H_SIDE}|middle|center|central)\s+{_PART}"
+    rf"(?:\s+(?:of\s+)?(?:frame|picture|side))?|"
+    rf"(?:center|middle|central)\s+{NUM}%|{NUM}%\s+(?:in\s+|at\s+)?(?:of\s+)?(?:center|middle)"
+)
+
+
+@register
+class CropRegion(Operation):
+    """Crop to a named part: a half ("left half"), a quarter ("top-right
+    quarter"), a third, two thirds, or the centre N% ("crop to the centre 50%",
+    N% of the width and of the height)."""
+
+    name = "crop_region"
+    geometry = True
+    modes = frozenset({EDIT})
+    priority = 45
+    phrases = {
+        rf"(?:{_CROP}|keep|zoom(?:\s+in)?|isolate)(?:\s+(?:to|into|in\s+on|on|down\s+to|in\s+to))?\s+(?:{_REGION})": {},
+        rf"(?:{_REGION})\s+(?:crop|only)": {},
+    }
+
+    @classmethod
+    def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
+        pct = percent_in(phrase)
+        if pct is not None:
+            if not 0 < pct <= 100:
+                raise NotUnderstood("Give the centre crop as a percentage between 1 and 100, e.g. 'crop to the centre 50%'.")
+            f = pct / 100.0
+            return {"box": ((1 - f) / 2, (1 - f) / 2, f, f), "label": f"the centre {pct:g}%"}
+        part = re.search(_PART, phrase).group(0)  # type: ignore[union-attr]
+        part = re.sub(r"\s+", " ", part)
+        f = _FRACTIONS[part]
+        v = re.search(r"\b(top|upper|bottom|lower)\b", phrase)
+        hz = re.search(r"\b(left|right)\b", phrase)
+        vert = None if not v else "top" if v.group(1) in ("top", "upper") else "bottom"
+        horiz = hz.group(1) if hz else None
+        x, y, w, h = 0.0, 0.0, 1.0, 1.0
+        if part == "quarter" and vert and horiz:
+            w = h = 0.5
+            x = 0.5 if horiz == "right" else 0.0
+            y = 0.5 if vert == "bottom" else 0.0
+        elif vert and horiz:
+            raise NotUnderstood(
+                f"'{phrase}' names two sides; say e.g. 'crop to the top-left quarter' or 'crop to the left half'."
+            )
+        elif vert:
+            h = f
+            y = 1.0 - f if vert == "bottom" else 0.0
+        elif horiz:
+            w = f
+            x = 1.0 - f if horiz == "right" else 0.0
+        else:  # "the middle third": that fraction of the width and of the height, centred
+            w = h = f
+            x, y = (1 - w) / 2, (1 - h) / 2
+        where = "-".join(p for p in (vert, horiz) if p) or "centre"
+        return {"box": (x, y, w, h), "label": f"the {where} {part}"}
+
+    @classmethod
+    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        fx, fy, fw, fh = params["box"]
+        x0, y0 = round(pic.width * fx), round(pic.height * fy)
+        x1, y1 = round(pic.width * (fx + fw)), round(pic.height * (fy + fh))
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            raise BackendDeclined("That crop would leave no pixels.")
+        return _crop_box(pic, x0, y0, x1 - x0, y1 - y0)
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str:
+        return f"cropped to {params['label']}"
+
+
+_SIDE = r"(?:top|bottom|left|right)"
+_SIDES = rf"(?:{_SIDE}(?:\s*(?:,|and|&)?\s*{_SIDE}){{0,3}}|(?:left\s+and\s+right|top\s+and\s+bottom)|(?:both\s+)?sides)(?:\s+(?:sides?|edges?))?"
+_AMOUNT = rf"{NUM}\s*(?:px|%)"
+
+
+def _sides_in(text: str) -> list[str]:
+    """The sides named in ``text`` ("left and right" -> ["left", "right"];
+    "sides" alone -> left and right; "each side"/"all sides" -> all four)."""
+    if re.search(r"\b(?:each|every|all|four)\s+(?:sides?|edges?)\b|\ball\s+around\b|\baround\b", text):
+        return ["top", "bottom", "left", "right"]
+    found = list(dict.fromkeys(re.findall(r"\b(top|bottom|left|right)\b", text)))
+    if not found and re.search(r"\bsides\b", text):
+        return ["left", "right"]
+    return found
+
+
+def _amount(text: str) -> tuple[float, str] | None:
+    m = re.search(rf"({NUM})\s*(px|%)", text)
+    return (float(m.group(1)), m.group(2)) if m else None
+
+
+@register
+class CropSides(Operation):
+    """Remove an amount (pixels or percent) from named sides: "crop 50 px off
+    the left", "cut off the bottom 20%", "trim 10% from the top and bottom"."""
+
+    name = "crop_sides"
+    geometry = True
+    modes = frozenset({EDIT})
+    priority = 45
+    _VERB = rf"(?:{_CROP}|remove|chop|shave|take)(?:\s+(?:off|away))?"
+    phrases = {
+        rf"{_VERB}\s+(?:{_AMOUNT}\s+)(?:(?:off|away)\s+)?(?:of\s+|from\s+|on\s+|at\s+|off\s+)?{_SIDES}": {},
+        rf"{_VERB}\s+(?:off\s+)?{_SIDES}\s+(?:by\s+)?{_AMOUNT}": {},
+    }
+
+    @classmethod
+    def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
+        amount = _amount(phrase)
+        sides = _sides_in(phrase)
+        if amount is None or not sides:
+            raise NotUnderstood("Say how much to cut from which side, e.g. 'crop 50 px off the left'.")
+        value, unit = amount
+        if value <= 0:
+            raise NotUnderstood("The amount to crop must be positive.")
+        return {"sides": sides, "value": value, "unit": unit}
+
+    @classmethod
+    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        cut = {}
+        for side in ("top", "bottom", "left", "right"):
+            if side not in params["sides"]:
+                cut[side] = 0
+                continue
+            full = pic.height if side in ("top", "bottom") else pic.width
+            cut[side] = round(params["value"]) if params["unit"] == "px" else round(full * params["value"] / 100)
+        w = pic.width - cut["left"] - cut["right"]
+        h = pic.height - cut["top"] - cut["bottom"]
+        if w < 1 or h < 1:
+            raise BackendDeclined(f"Cutting that much from a {pic.width}x{pic.height} image would leave nothing.")
+        return _crop_box(pic, cut["left"], cut["top"], w, h)
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str:
+        unit = " px" if params["unit"] == "px" else "%"
+        return f"cut {params['value']:g}{unit} off the {' and '.join(params['sides'])}"
+
+
+_PAD_VERB = r"(?:pad|padded|extend|extended|expand|expanded|enlarge|grow|widen|letterbox|letterboxed|pillarbox|pillarboxed)"
+_PAD_NOUN = r"(?:canvas(?:\s+size)?|space|white\s*space|padding|bars|letterbox|empty\s+space|room|blank\s+space|margins?)"
+_PAD_COLOR = rf"(?:(?:with|using|in|filled\s+with)\s+)?(?:{COLOR}|transparent|transparency|see\s+through)(?:\s+(?:bars|padding|space|background|borders?|color|edges))?"
+_PAD_TARGET = rf"(?:(?:{_RATIO}|{NUM}x{NUM}(?:\s*px)?|{_SHAPE}){_ASPECT_TAIL})"
+
+
+@register
+class Pad(Operation):
+    """Extend the canvas: by an amount on named sides ("add 100 px of white
+    space on the right"), to an aspect ratio ("extend the canvas to 16:9 with
+    black bars", "pad to a square") or to a size ("pad to 1920x1080"). The
+    picture stays centred; the new area is white, a named colour, or
+    transparent."""
+
+    name = "pad"
+    geometry = True
+    modes = frozenset({EDIT})
+    priority = 40
+    phrases = {
+        # to a ratio or size: "pad to a square", "extend the canvas to 16:9 with black bars"
+        rf"{_PAD_VERB}(?:\s+(?:out|canvas|{_PAD_COLOR}))*\s+(?:to|into|as)\s+{_PAD_TARGET}(?:\s+{_PAD_COLOR}|\s+(?:by|with|using)\s+(?:adding\s+)?(?:{COLOR}\s+)?{_PAD_NOUN})*": {},
+        rf"(?:add|put|use)\s+(?:{_PAD_COLOR}\s+)?(?:bars|padding|space|canvas)\s+to\s+(?:make|get|fit|reach)\s+(?:{_PAD_TARGET})": {},
+        rf"(?:letterbox|letterboxed|pillarbox|pillarboxed)(?:\s+{_PAD_COLOR})*": {"ratio_default": True},
+        # by an amount: "add 100 px of white space on the right", "extend the canvas by 20% at the top"
+        rf"(?:(?:add|put|insert|extend|expand|pad|grow|widen)\s+)?(?:(?:canvas|image)\s+)?(?:by\s+)?(?:{_AMOUNT}\s+)?(?:of\s+)?(?:{_PAD_COLOR}\s+)?"
+        rf"(?:{_PAD_NOUN}\s+)?(?:of\s+{_AMOUNT}\s+)?(?:(?:on|to|at|along|around|for)\s+(?:{_SIDES}|(?:each|every|all|both)\s+(?:sides?|edges?)))"
+        rf"(?:\s+{_PAD_COLOR})?": {"needs_amount": True},
+        rf"{_PAD_VERB}(?:\s+canvas)?\s+(?:by\s+)?{_AMOUNT}(?:\s+{_PAD_COLOR})?(?:\s+(?:on|to|at|along|around)\s+(?:{_SIDES}|(?:each|every|all|both)\s+(?:sides?|edges?)))?(?:\s+{_PAD_COLOR})?": {},
+        rf"(?:add\s+)?{_AMOUNT}\s+(?:of\s+)?(?:{_PAD_COLOR}\s+)?(?:padding|white\s*space|empty\s+space|blank\s+space)(?:\s+{_PAD_COLOR})?": {},
+        rf"(?:pad|extend|expand|widen)\s+{_SIDES}(?:\s+(?:side|edge)s?)?\s+(?:with|by)\s+{_AMOUNT}(?:\s+of)?(?:\s+{_PAD_COLOR}|\s+{_PAD_NOUN})*": {},
+    }
+
+    @classmethod
+    def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        colors = find_colors(phrase)
+        if re.search(r"transparen|see\s+through", phrase):
+            out["transparent"] = True
+            out["color"] = (255, 255, 255)
+        elif colors:
+            out["color"] = colors[0]
+        elif re.search(r"\bbars\b|letterbox|pillarbox", phrase):
+            out["color"] = (0, 0, 0)
+        else:
+            out["color"] = (255, 255, 255)
+        size = re.search(r"(\d+)x(\d+)", phrase)
+        ratio = re.search(rf"({NUM})\s*:\s*({NUM})", phrase)
+        shape = next((s for s in sorted(_SHAPES, key=len, reverse=True) if re.search(rf"\b{s}\b", phrase)), None)
+        amount = _amount(phrase)
+        if size and not re.search(r"aspect|ratio", phrase):
+            out["size"] = (int(size.group(1)), int(size.group(2)))
+        elif ratio or size:
+            m = ratio or size
+            w, h = float(m.group(1)), float(m.group(2))  # type: ignore[union-attr]
+            if w <= 0 or h <= 0:
+                raise NotUnderstood("An aspect ratio needs two positive numbers, e.g. 'pad to 16:9'.")
+            out["ratio"] = (w, h)
+        elif shape:
+            out["ratio"] = _SHAPES[shape]
+        elif amount:
+            value, unit = amount
+            if value <= 0:
+                raise NotUnderstood("The amount to add must be positive, e.g. 'add 50 px of white space at the top'.")
+            out["sides"] = _sides_in(phrase) or ["top", "bottom", "left", "right"]
+            out["value"], out["unit"] = value, unit
+        elif params.get("ratio_default"):
+            out["ratio"] = (16, 9)
+        else:
+            raise NotUnderstood(
+                "Say how much space to add and where, e.g. 'add 100 px of white space on the right', "
+                "or the shape to pad to, e.g. 'pad to a square' or 'extend the canvas to 16:9 with black bars'."
+            )
+        return out
+
+    @classmethod
+    def margins(cls, w: int, h: int, params: dict[str, Any]) -> tuple[int, int, int, int]:
+        """Pixels to add ``(top, bottom, left, right)`` to a ``w`` x ``h`` image."""
+        if "size" in params:
+            tw, th = params["size"]
+        elif "ratio" in params:
+            rw, rh = params["ratio"]
+            r = rw / rh
+            tw, th = (max(w, round(h * r)), h) if w / h < r else (w, max(h, round(w / r)))
+        else:
+            add = {}
+            for side in ("top", "bottom", "left", "right"):
+                full = h if side in ("top", "bottom") else w
+                amt = params["value"] if params["unit"] == "px" else full * params["value"] / 100
+                add[side] = round(amt) if side in params["sides"] else 0
+            return add["top"], add["bottom"], add["left"], add["right"]
+        if tw < w or th < h:
+            raise BackendDeclined(
+                f"Padding cannot make a {w}x{h} image {tw}x{th}: that is smaller. "
+                f"Try 'resize to {tw}x{th}' or 'crop to {tw}x{th}' instead."
+            )
+        left, top = (tw - w) // 2, (th - h) // 2
+        return top, th - h - top, left, tw - w - left
+
+    @classmethod
+    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        top, bottom, left, right = cls.margins(pic.width, pic.height, params)
+        nw, nh = pic.width + left + right, pic.height + top + bottom
+        _check_size(nw, nh)
+        rgb = np.empty((nh, nw, 3), np.uint8)
+        rgb[:] = params["color"]
+        rgb[top:top + pic.height, left:left + pic.width] = pic.rgb
+        alpha = None
+        if params.get("transparent") or pic.alpha is not None:
+            alpha = np.full((nh, nw), 0 if params.get("transparent") else 255, np.uint8)
+            alpha[top:top + pic.height, left:left + pic.width] = 255 if pic.alpha is None else pic.alpha
+        return Picture(rgb, alpha)
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str:
+        color = "transparent" if params.get("transparent") else color_name(params["color"])
+        if "size" in params:
+            return "padded to {}x{} px with {} space".format(*params["size"], color)
+        if "ratio" in params:
+            rw, rh = params["ratio"]
+            return f"padded to {'a square' if rw == rh else f'{rw:g}:{rh:g}'} with {color} space"
+        unit = " px" if params["unit"] == "px" else "%"
+        where = "every side" if len(params["sides"]) == 4 else "the " + " and ".join(params["sides"])
+        return f"added {params['value']:g}{unit} of {color} space on {where}"

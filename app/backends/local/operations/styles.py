@@ -129,7 +129,10 @@ class Watercolor(Operation):
     """Watercolour: edge-preserving stylisation, softened and lightened."""
 
     name = "watercolor"
-    phrases = {r"water\s*colou?r(?:ed)?(?:\s+(?:painting|paint|style|look|effect))?|aquarelle": {}}
+    phrases = {
+        r"water\s*colou?r(?:ed)?(?:\s+(?:painting|paint|style|look|effect))?|aquarelle|"
+        r"styli[sz]e[d]?|styli[sz]ation|artistic(?:\s+(?:look|effect|filter|style))?": {},
+    }
 
     @classmethod
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:

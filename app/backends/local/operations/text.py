@@ -21,7 +21,11 @@ _VERB = (
     r"(?:add|write|put|place|insert|overlay|print|type|stamp|include|show|display|caption|label|title|"
     r"superimpose|slap|headline|subtitle)"
 )
-_SIZE_WORD = r"(?:big|bigger|large|huge|giant|small|smaller|tiny|bold|thick|italic|serif|fancy|nice|simple|short|centered|meme)"
+_SIZE_WORD = (
+    r"(?:big|bigger|large|huge|giant|small|smaller|tiny|bold|thick|italic|serif|fancy|nice|simple|short|centered|meme|"
+    r"(?:semi\s+)?(?:transparent|translucent|opaque)|faint|subtle|discreet|see\s+through)"
+)
+_OPACITY_RE = re.compile(r"\b(?:(semi\s+)?(?:transparent|translucent|see\s+through)|faint|subtle|discreet)\b")
 _ADJ = rf"(?:(?:{_SIZE_WORD}|{COLOR})\s+)*"
 _NOUN = (
     r"(?:text|caption|title|heading|headline|header|subtitle|subheading|label|words?|line|message|quote|slogan|"
@@ -47,7 +51,12 @@ def _phrases(banner_nouns: str) -> dict[str, dict[str, Any]]:
     lead = rf"(?:{_VERB}\s+)?(?:{_ADJ}{_NOUN}\s+)?(?:{_SAYS}\s+)?"
     # a modifier directly followed by another quoted text belongs to that text
     mod = rf"{_modifier(banner_nouns)}(?!\s*,?\s*(?:{_ADJ}{_NOUN}\s+)?(?:{_SAYS}\s+)?⟦)"
+    banner_lead = (
+        rf"(?:{_VERB}\s+)?(?:(?:{_SIZE_WORD}|{COLOR})\s+)*{_BANNER}(?:\s*,?\s*{_modifier(banner_nouns)})*"
+        rf"\s+(?:{_SAYS}|with|containing|for|that\s+reads|which\s+says)?\s*(?:text\s+|words?\s+)?"
+    )
     return {
+        rf"{banner_lead}{QUOTE}(?:\s*,?\s*{mod})*": {},
         rf"{lead}{QUOTE}(?:\s*,?\s*{mod})*": {},
         rf"(?:{_modifier(banner_nouns)}\s*,?\s*)+{lead}{QUOTE}(?:\s+{mod})*": {},
         rf"(?:{_VERB}\s+)?{QUOTE}\s+as\s+{_ADJ}{_NOUN}(?:\s+{mod})*": {},
@@ -87,6 +96,10 @@ class Text(Operation):
             out["banner"] = find_colors(banner.group(2))[0] if banner.group(2) else (0, 0, 0)
             out["banner_alpha"] = 150 if banner.group(1) or not banner.group(2) else 255
             rest = rest.replace(banner.group(0), " ")
+        opacity = _OPACITY_RE.search(rest)
+        if opacity:
+            out["opacity"] = 0.6 if opacity.group(1) or "faint" not in opacity.group(0) else 0.4
+            rest = rest.replace(opacity.group(0), " ")
         colors = find_colors(rest)
         if colors:
             out["color"] = colors[0]
@@ -100,14 +113,25 @@ class Text(Operation):
         out["style"] = "serif" if "serif" in rest else "italic" if "italic" in rest else "sans"
         noun = re.search(rf"\b{_NOUN}\b", rest)
         out["kind"] = noun.group(0) if noun else "text"
+        if out["kind"] == "watermark":
+            out.setdefault("opacity", 0.55)
         if font_for(text, out["style"]) is None:
             raise NotUnderstood(f"No installed font can draw all of {text!r}.")
         return out
 
     @classmethod
     def finalize(cls, steps: list[Step]) -> None:
-        texts = [s for s in steps if issubclass(s.op, Text)]
-        meme = any(s.op is Meme for s in steps)
+        details = [s for s in steps if s.op is Details]
+        if details:  # one block of detail lines under the title(s)
+            details[0].params["text"] = "\n".join(s.params["text"] for s in details)
+            for s in details[1:]:
+                s.params["skip"] = True
+            details[0].params.setdefault("position", "lower-center")
+            for s in steps:
+                if issubclass(s.op, Text) and s.op is not Details and "position" not in s.params:
+                    s.params["position"] = "upper-center"
+        texts = [s for s in steps if issubclass(s.op, Text) and s.op is not Details]
+        meme = any(s.op is Meme for s in steps) or any("meme" in s.phrase for s in texts)
         unplaced = [s for s in texts if "position" not in s.params]
         if meme or len(texts) >= 2:
             taken = {s.params.get("position") for s in texts}
@@ -134,6 +158,8 @@ class Text(Operation):
 
     @classmethod
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        if params.get("skip"):
+            return pic
         if ctx.mask is not None and params.get("default_position"):
             return _draw_in_mask(pic, params, ctx.mask)
         return draw_text(pic, params, generated=ctx.generated)
@@ -152,6 +178,51 @@ class GeneratedText(Text):
     name = "text"
     modes = frozenset({GENERATE})
     phrases = _phrases(_BANNER)
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december")
+_WEEKDAY = r"(?:mon|tues|wednes|thurs|fri|satur|sun)day"
+_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|march|april|may|june|july|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+_DATE = (
+    rf"(?:{_WEEKDAY}\s*,?\s*)?(?:(?:the\s+)?{_DAY}\s+(?:of\s+)?{_MONTH}|{_MONTH}\s+{_DAY})(?:\s*,?\s*\d{{4}})?|{_WEEKDAY}"
+)
+_TIME = r"\d{1,2}(?:[:.]\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|o'clock|h)|noon|midnight"
+
+
+@register
+class Details(GeneratedText):
+    """Unquoted detail lines of a layout (dates and times: "on Saturday 12
+    June at 7 pm"), drawn smaller under the title. Weekday and month names
+    are capitalised; everything else is written as given."""
+
+    name = "details"
+    modes = frozenset({GENERATE})
+    phrases = {
+        rf"(?:(?:on|for|date)\s+)?(?:{_DATE})(?:\s*,?\s*(?:at|from|@)\s+(?:{_TIME})(?:\s*(?:-|to|until|till)\s*(?:{_TIME}))?)?|"
+        rf"(?:at|from)\s+(?:{_TIME})(?:\s*(?:-|to|until|till)\s*(?:{_TIME}))?": {},
+    }
+
+    @classmethod
+    def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
+        text = re.sub(r"^(?:on|for|date)\s+", "", phrase.strip())
+
+        def cap(m: re.Match[str]) -> str:
+            word = m.group(0)
+            return word.capitalize() if word in _WEEKDAYS or word in _MONTHS or re.fullmatch(_MONTH, word) else word
+
+        text = re.sub(r"[a-z]+", cap, text)
+        if font_for(text) is None:
+            raise NotUnderstood(f"No installed font can draw all of {text!r}.")
+        return {"text": text, "kind": "details", "scale": 0.45, "style": "sans"}
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str:
+        if params.get("skip"):
+            return ""
+        return "added the line" + ("s" if "\n" in params["text"] else "") + " '" + params["text"].replace("\n", "', '") + "'"
 
 
 @register
@@ -275,7 +346,10 @@ def draw_text(pic: Picture, params: dict[str, Any], generated: bool = False) -> 
     draw = ImageDraw.Draw(im)
     block_w, block_h, boxes = _measure(draw, lines, font, stroke)
     vert, horiz = params.get("position", "center-center").split("-")
-    y = margin_y if vert == "top" else h - margin_y - block_h if vert == "bottom" else (h - block_h) // 2
+    if vert in ("upper", "lower"):  # layouts: a title above the centre, detail lines below it
+        y = round(h * (0.42 if vert == "upper" else 0.68) - block_h / 2)
+    else:
+        y = margin_y if vert == "top" else h - margin_y - block_h if vert == "bottom" else (h - block_h) // 2
     region = pic.rgb[max(0, y):max(1, y + block_h), :]
     background = tuple(int(v) for v in region.reshape(-1, 3).mean(axis=0)) if region.size else (128, 128, 128)
     fill = params.get("color") or (_contrast_color(background) if generated else (255, 255, 255))  # type: ignore[arg-type]
@@ -286,7 +360,11 @@ def draw_text(pic: Picture, params: dict[str, Any], generated: bool = False) -> 
         stroke = stroke if abs(lum_fill - lum_bg) < 90 else 0
     banner = params.get("banner")
     banner_alpha = params.get("banner_alpha", 255)
-    if banner is None and not generated and not params.get("meme"):
+    if banner is not None and "color" not in params and banner_alpha > 200:
+        fill = _contrast_color(banner)
+        outline = _contrast_color(fill)
+    subtle = params.get("opacity", 1.0) < 1.0 or params.get("kind") == "watermark"
+    if banner is None and not generated and not params.get("meme") and not subtle:
         banner, banner_alpha = _auto_banner(fill, region, len(lines))
     if banner is not None:
         pad = round(font.size * 0.35)
@@ -309,4 +387,9 @@ def draw_text(pic: Picture, params: dict[str, Any], generated: bool = False) -> 
         draw.text((x - box[0], y - box[1]), line, font=font, fill=tuple(fill), stroke_width=stroke,
                   stroke_fill=tuple(outline))
         y += box[3] - box[1] + gap
-    return Picture(np.asarray(im).copy(), pic.alpha)
+    out = np.asarray(im).copy()
+    opacity = float(params.get("opacity", 1.0))
+    if opacity < 1.0:  # semi-transparent (watermarks): blend the drawing with the picture
+        f = pic.rgb.astype(np.float32)
+        out = np.clip(np.rint(f + (out.astype(np.float32) - f) * opacity), 0, 255).astype(np.uint8)
+    return Picture(out, pic.alpha)

@@ -251,7 +251,8 @@ class AutoEnhance(Operation):
     name = "auto_enhance"
     takes_strength = True
     phrases = {
-        r"auto(?:matic(?:ally)?)?\s*(?:enhance|enhanced|adjust|correct|fix|levels?|contrast|tone|color)|enhance|improve|"
+        r"auto(?:matic(?:ally)?)?\s*(?:(?:adjust|correct|fix|balance|set)\s+)?(?:levels?|contrast|tones?|colors?|exposure)|"
+        r"auto(?:matic(?:ally)?)?\s*(?:enhance|enhanced|adjust|correct|fix)|enhance|improve|"
         r"equali[sz]e(?:\s+histogram)?|histogram\s+equali[sz]ation|normali[sz]e|(?:fix|correct)\s+(?:lighting|colors|exposure)|hdr(?:\s+look)?": {},
     }
 
