@@ -16,6 +16,7 @@ from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, TurnLimit, rea
 from app.models import Thread
 from app.schemas import (
     CreateThreadJSON,
+    ErrorOut,
     RenameIn,
     RevertIn,
     ShareOut,
@@ -28,7 +29,18 @@ from app.schemas import (
     turn_out,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["api"])
+#: Every error is JSON ``{"detail": "<a readable sentence>"}`` (``app.main``),
+#: validation errors included, so 422 is documented with that shape rather
+#: than FastAPI's default list of errors. 400 is a body that does not parse;
+#: 404 is an unknown or not-owned thread, turn, version or share link.
+ERRORS = {400: {"model": ErrorOut, "description": "a body that cannot be parsed (JSON or multipart)"},
+          404: {"model": ErrorOut, "description": "no such thread, turn, version or share link"},
+          422: {"model": ErrorOut, "description": "invalid input"}}
+UPLOAD_ERRORS = {413: {"model": ErrorOut, "description": "upload too large (bytes, pixels or side)"},
+                 415: {"model": ErrorOut, "description": "not JPEG, PNG or WebP (a mask: not PNG)"},
+                 429: {"model": ErrorOut, "description": "too many turns (Retry-After says when to retry)"}}
+
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=ERRORS)
 
 IMAGE_CACHE = "private, max-age=31536000, immutable"
 
@@ -54,8 +66,8 @@ _create_body = {
 
 @router.post("/threads", status_code=201, response_model=ThreadOut, openapi_extra=_create_body,
              dependencies=[BodyLimit, TurnLimit],
-             responses={413: {"description": "upload too large"}, 415: {"description": "not JPEG, PNG or WebP"},
-                        422: {"description": "neither prompt nor image, or a broken image"}})
+             responses={**UPLOAD_ERRORS,
+                        422: {"model": ErrorOut, "description": "neither prompt nor image, or a broken image"}})
 async def create_thread(request: Request, ctx: ContextDep, owner: OwnerDep) -> ThreadOut:
     """Start a thread from JSON ``{"prompt", "title"?}`` or multipart
     ``prompt?``, ``image?``, ``title?``."""
@@ -109,7 +121,7 @@ def rename_thread(thread_id: str, body: RenameIn, request: Request, session: Ses
 
 
 @router.post("/threads/{thread_id}/turns", status_code=202, response_model=TurnOut,
-             dependencies=[BodyLimit, TurnLimit], responses={429: {"description": "too many turns"}})
+             dependencies=[BodyLimit, TurnLimit], responses=UPLOAD_ERRORS)
 def submit_turn(
     thread_id: str,
     ctx: ContextDep,
@@ -135,7 +147,8 @@ def get_turn(turn_id: str, session: SessionDep, owner: OwnerDep) -> TurnOut:
     return turn_out(services.get_turn(session, owner, turn_id))
 
 
-@router.post("/turns/{turn_id}/retry", status_code=202, response_model=TurnOut, dependencies=[TurnLimit])
+@router.post("/turns/{turn_id}/retry", status_code=202, response_model=TurnOut, dependencies=[TurnLimit],
+             responses={409: {"model": ErrorOut, "description": "the turn did not fail"}, 429: UPLOAD_ERRORS[429]})
 def retry_turn(turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> TurnOut:
     """Send a failed or declined turn's instruction again, as a new turn."""
     turn = services.retry_turn(session, owner, turn_id, backend=ctx.backend)

@@ -72,6 +72,12 @@ class ShareOut(BaseModel):
     url: str
 
 
+class ErrorOut(BaseModel):
+    """Every error response of the API."""
+
+    detail: str = Field(description="what went wrong, as a sentence")
+
+
 class CreateThreadJSON(BaseModel):
     prompt: str = Field(min_length=1, max_length=4000)
     title: str | None = Field(default=None, max_length=200)
