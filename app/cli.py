@@ -1,4 +1,4 @@
-"""The ``retouch`` command line: ``serve``, ``edit`` and ``migrate``.
+"""The ``retouch`` command line: ``serve``, ``edit``, ``migrate`` and ``gc``.
 
 ``retouch edit`` exit codes (the contract ``../shared/eval/run.py`` drives):
 0 the output was written; 3 the backend declined (reason on stderr, no file
@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
 
     sub.add_parser("migrate", help="apply database migrations and exit")
 
+    gc = sub.add_parser("gc", help="delete image blobs no version, mask or reference uses")
+    gc.add_argument("--grace-seconds", type=float, default=None, metavar="N",
+                    help="only delete files older than N seconds (default 3600)")
+    gc.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+
     edit = sub.add_parser("edit", help="run one edit (or generation) with a backend")
     edit.add_argument("--instruction", required=True, help="what to do, in plain words")
     edit.add_argument("--output", required=True, help="where to write the result (PNG)")
@@ -47,7 +52,42 @@ def main(argv: list[str] | None = None) -> int:
 
         migrate()
         return EXIT_OK
+    if args.command == "gc":
+        return _gc(args.grace_seconds, args.dry_run)
     return _edit(args)
+
+
+def _gc(grace_seconds: float | None, dry_run: bool) -> int:
+    """``retouch gc``: print each removed file and a summary; exit 0, or 2
+    for a negative grace period or a database without Retouch tables."""
+    from app.config import get_settings
+    from app.db import make_engine
+    from app.gc import DEFAULT_GRACE_SECONDS, NotARetouchDatabase, collect_garbage
+    from app.storage import BlobStore
+
+    grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
+    if grace < 0:
+        return _fail(EXIT_USAGE, "--grace-seconds must be 0 or more")
+    settings = get_settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        result = collect_garbage(engine, BlobStore(settings.blob_dir), grace_seconds=grace, dry_run=dry_run)
+    except NotARetouchDatabase as exc:
+        return _fail(EXIT_USAGE, str(exc))
+    finally:
+        engine.dispose()
+    verb = "would remove" if dry_run else "removed"
+    for path in result.removed:
+        print(f"{verb} {path}")
+    print(
+        f"{verb} {result.blobs_removed} blobs, {result.thumbnails_removed} thumbnails and "
+        f"{result.temp_files_removed} temporary files ({result.bytes_freed} bytes); "
+        f"kept {result.kept_young} unreferenced files younger than {grace:g} s; "
+        f"{result.referenced} images are in use"
+    )
+    for sha in result.missing:
+        print(f"warning: the image {sha} is in use but its file is missing", file=sys.stderr)
+    return EXIT_OK
 
 
 def _serve(host: str, port: int) -> int:
@@ -78,7 +118,10 @@ def _edit(args: argparse.Namespace) -> int:
     from app.imaging import ImageRejected, decode_image, decode_mask, encode_png
 
     settings = get_settings()
-    limits = {"max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_upload_pixels}
+    # The file's own pixel values: an exact edit must not colour-convert them
+    # (uploads to the web app are converted to sRGB once, as version 1).
+    limits = {"max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_upload_pixels,
+              "max_side": settings.max_upload_side, "to_srgb": False}
     instruction = args.instruction.strip()
     if not instruction or len(instruction) > 4000:
         return _fail(EXIT_USAGE, "the instruction must be 1 to 4000 characters")

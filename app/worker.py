@@ -87,12 +87,14 @@ class TurnWorker:
         self.workers = max(1, workers)
         self._claim_lock = threading.Lock()
         self._wakeup: asyncio.Event | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
 
     async def start(self) -> None:
         await anyio.to_thread.run_sync(recover_interrupted, self.sessions)
         self._wakeup = asyncio.Event()
+        self._event_loop = asyncio.get_running_loop()
         self._stopping = False
         self._tasks = [asyncio.create_task(self._loop(i), name=f"turn-worker-{i}") for i in range(self.workers)]
 
@@ -108,8 +110,19 @@ class TurnWorker:
         self._tasks = []
 
     def notify(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.set()
+        """Wake an idle worker. Safe to call from any thread (the sync routes
+        run in a thread pool; ``asyncio.Event`` is not thread-safe)."""
+        loop, wakeup = self._event_loop, self._wakeup
+        if loop is None or wakeup is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            wakeup.set()
+        else:
+            loop.call_soon_threadsafe(wakeup.set)
 
     async def _loop(self, index: int) -> None:
         assert self._wakeup is not None
@@ -126,7 +139,11 @@ class TurnWorker:
                 except TimeoutError:
                     pass
                 continue
-            await anyio.to_thread.run_sync(self.run_turn, turn_id)
+            try:
+                await anyio.to_thread.run_sync(self.run_turn, turn_id)
+            except Exception:  # never let one turn stop this worker
+                log.exception("worker %d: turn %s ended with an unexpected error", index, turn_id)
+                await anyio.to_thread.run_sync(self._fail_quietly, turn_id)
             self.notify()  # a finished turn may unblock the next one of its thread
 
     def claim(self) -> str | None:
@@ -150,9 +167,14 @@ class TurnWorker:
             return turn.id
 
     def run_turn(self, turn_id: str) -> None:
-        """Run one claimed turn to its end: succeeded, declined or failed."""
+        """Run one claimed turn to its end: succeeded, declined or failed.
+
+        A turn a crash interrupted runs again from the start; its message
+        (or error) then says so, because the backend may have done, and
+        billed, the interrupted run's work too (:func:`rerun_note`).
+        """
         try:
-            request, backend_name = self._prepare(turn_id)
+            request, backend_name, attempts = self._prepare(turn_id)
         except _TurnError as exc:
             self._finish(turn_id, "failed", error=exc.message)
             return
@@ -163,11 +185,11 @@ class TurnWorker:
             self._finish(turn_id, "failed", error=f"The backend {backend_name!r} is not available on this server.")
             return
         except BackendDeclined as exc:
-            self._finish(turn_id, "declined", message=exc.message)
+            self._finish(turn_id, "declined", message=_with_note(exc.message, rerun_note(attempts)))
             return
         except BackendFailed as exc:
-            hint = " You can try again." if exc.retryable else ""
-            self._finish(turn_id, "failed", error=exc.message + hint)
+            hint = " You can try again." if exc.retryable and "try again" not in exc.message.lower() else ""
+            self._finish(turn_id, "failed", error=_with_note(exc.message + hint, rerun_note(attempts)))
             return
         except Exception:
             log.exception("backend %s crashed on turn %s", backend_name, turn_id)
@@ -184,12 +206,12 @@ class TurnWorker:
             add_version(session, turn.thread, sha256=sha, width=width, height=height,
                         parent=turn.base_version, turn=turn)
             turn.status = "succeeded"
-            turn.message = result.message
+            turn.message = _with_note(result.message, rerun_note(attempts))
             turn.usage = result.usage
             turn.finished_at = utcnow()
             session.commit()
 
-    def _prepare(self, turn_id: str) -> tuple[EditRequest, str]:
+    def _prepare(self, turn_id: str) -> tuple[EditRequest, str, int]:
         with self.sessions() as session:
             turn = session.scalar(select(Turn).where(Turn.id == turn_id))
             thread = turn.thread
@@ -199,19 +221,39 @@ class TurnWorker:
             base_sha = base.sha256 if base else None
             mask_sha, ref_shas = turn.mask_sha256, list(turn.reference_sha256s or [])
             instruction, size, quality = turn.instruction, turn.size, turn.quality
+            attempts = turn.attempts
         try:
             image = open_png(self.store.read(base_sha)) if base_sha else None
             mask = open_png(self.store.read(mask_sha)).convert("L") if mask_sha else None
             refs = tuple(open_png(self.store.read(s)) for s in ref_shas)
         except FileNotFoundError:
             raise _TurnError("A stored image this turn needs is missing.") from None
+        except Exception:  # a damaged blob: say so, keep the traceback in the log only
+            log.exception("could not read a stored image for turn %s", turn_id)
+            raise _TurnError("A stored image this turn needs could not be read (it is damaged).") from None
         if mask is not None and (image is None or mask.size != image.size):
             raise _TurnError(
                 "The selection no longer matches the current image (its size changed). "
                 "Select the region again."
             )
         return EditRequest(instruction=instruction, image=image, mask=mask, references=refs,
-                           history=history, size=size, quality=quality), backend_name
+                           history=history, size=size, quality=quality), backend_name, attempts
+
+    def _fail_quietly(self, turn_id: str) -> None:
+        """Best effort after an unexpected error: fail the turn (if it is
+        still running) with a message free of internals, so it does not stay
+        ``running`` until the next restart. Errors here are logged only."""
+        try:
+            with self.sessions() as session:
+                turn = session.scalar(select(Turn).where(Turn.id == turn_id))
+                if turn is None or turn.status != "running":
+                    return
+                turn.status = "failed"
+                turn.error = "Retouch hit an internal error while finishing this turn. You can try again."
+                turn.finished_at = utcnow()
+                session.commit()
+        except Exception:
+            log.exception("could not mark turn %s failed", turn_id)
 
     def _finish(self, turn_id: str, status: str, *, message: str | None = None, error: str | None = None) -> None:
         with self.sessions() as session:
@@ -222,6 +264,22 @@ class TurnWorker:
             turn.finished_at = utcnow()
             turn.thread.updated_at = utcnow()
             session.commit()
+
+
+def rerun_note(attempts: int) -> str | None:
+    """What a turn started ``attempts`` times says about its earlier,
+    interrupted runs; None for a first attempt."""
+    if attempts <= 1:
+        return None
+    return (f"Retouch was restarted while this turn ran, so it ran again from the start "
+            f"(attempt {attempts} of {MAX_ATTEMPTS}); a paid backend may have billed the "
+            "interrupted attempt too.")
+
+
+def _with_note(text: str | None, note: str | None) -> str | None:
+    if not note:
+        return text
+    return f"{text} {note}" if text else note
 
 
 class _TurnError(Exception):

@@ -1,8 +1,24 @@
 """The ``openai`` backend: edits and generates images with the OpenAI Images API.
 
 It uses the official ``openai`` SDK (``client.images.generate`` and
-``client.images.edit``) with an explicit timeout and few retries, because a
-retried generation is billed again.
+``client.images.edit``) with an explicit timeout.
+
+Retries and billing. The SDK's own retries are switched off for every call
+(its client keeps ``max_retries`` for anyone else who uses it); Retouch
+resends a request itself, at most ``max_retries`` times, and only after a
+failure in which OpenAI cannot have made (and billed) an image:
+
+- the connection could not be opened (refused, DNS, connect timeout);
+- HTTP 408, 409, 429 (except ``insufficient_quota``) and 5xx, which answer
+  with an error instead of an image. It waits what ``Retry-After`` /
+  ``retry-after-ms`` asks (a request asking for more than
+  :data:`RETRY_AFTER_MAX_SECONDS` is not resent), else
+  :data:`RETRY_BACKOFF_SECONDS` doubled each time.
+
+A request that timed out while waiting for the answer, lost its connection
+mid-answer, or got an HTTP 200 that could not be read is never resent:
+OpenAI may have generated, and billed, the image. When a request was resent
+the turn says so: the result's ``message`` on success, the error otherwise.
 
 Rules this module relies on, from the OpenAI Images API reference
 (https://platform.openai.com/docs/api-reference/images/createEdit and
@@ -30,6 +46,8 @@ import json
 import logging
 import re
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -58,6 +76,14 @@ RESULT_MAX_BYTES = 64 * 1024 * 1024
 #: Largest image accepted back from the API, in pixels (width x height).
 RESULT_MAX_PIXELS = 50_000_000
 
+#: Longest ``Retry-After`` that Retouch waits before resending, in seconds;
+#: when the API asks for longer, the turn fails with the wait in its message.
+RETRY_AFTER_MAX_SECONDS = 20.0
+#: First wait before resending when the API gave no ``Retry-After``, in
+#: seconds; doubled for each further resend, up to 8 seconds.
+RETRY_BACKOFF_SECONDS = 0.5
+RETRY_BACKOFF_MAX_SECONDS = 8.0
+
 _UNSET: Any = object()
 _KEY_PATTERN = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-*.]{6,}")
 
@@ -75,8 +101,9 @@ class OpenAIBackend(ImageBackend):
     - ``base_url``: API root ending in ``/v1``; ``None`` means the SDK default.
     - ``model``: image model name, e.g. ``"gpt-image-1"``.
     - ``timeout``: seconds to wait for one HTTP request (connect, send, read).
-    - ``max_retries``: SDK retries after a timeout, connection error, 408, 409,
-      429 or 5xx (0 = none). Each retried generation may be billed again.
+    - ``max_retries``: how many times one turn's request may be resent after
+      a failure that generated no image (connection refused, 408, 409, 429,
+      5xx; see the module docstring). 0 = never. Timeouts are never resent.
     - ``client``: a ready ``openai.OpenAI`` client to use instead of building
       one (the other connection arguments are then ignored).
 
@@ -106,6 +133,7 @@ class OpenAIBackend(ImageBackend):
         self.timeout: float = float(settings.openai_timeout if timeout is None else timeout)
         self.max_retries: int = int(settings.openai_max_retries if max_retries is None else max_retries)
         self._client = client
+        self._single: openai.OpenAI | None = None  # the client with SDK retries off
         self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show the key
@@ -177,35 +205,77 @@ class OpenAIBackend(ImageBackend):
         if request.quality:
             options["quality"] = request.quality
 
-        try:
-            if request.image is None:
-                log.info("OpenAI images.generate model=%s size=%s", self.model, request.size)
-                response = client.images.generate(**options)
-            else:
-                images = [("image.png", png_bytes(request.image), "image/png")]
-                images += [
-                    (f"reference-{i}.png", png_bytes(ref), "image/png")
-                    for i, ref in enumerate(request.references, start=1)
-                ]
-                if request.mask is not None:
-                    options["mask"] = ("mask.png", mask_to_openai_png(request.mask, request.image.size), "image/png")
-                log.info(
-                    "OpenAI images.edit model=%s images=%d mask=%s size=%s",
-                    self.model, len(images), request.mask is not None, request.size,
-                )
-                response = client.images.edit(image=images, **options)
-        except openai.OpenAIError as exc:
-            mapped = map_openai_error(exc, timeout=self.timeout, api_key=self.api_key)
-            log.warning("OpenAI request failed (%s): %s", type(exc).__name__, mapped.message)
-            raise mapped from None
-        except (json.JSONDecodeError, pydantic.ValidationError):
-            raise BackendFailed(
-                "OpenAI sent back a response that is not valid JSON, so no image could be read "
-                "from it. Try again; if it keeps happening, check OPENAI_BASE_URL.",
-                retryable=False,
-            ) from None
+        if request.image is None:
+            log.info("OpenAI images.generate model=%s size=%s", self.model, request.size)
 
-        return EditResult(image=result_image(response), usage=usage_dict(response))
+            def call(client: openai.OpenAI) -> Any:
+                return client.images.generate(**options)
+        else:
+            images = [("image.png", png_bytes(request.image), "image/png")]
+            images += [
+                (f"reference-{i}.png", png_bytes(ref), "image/png")
+                for i, ref in enumerate(request.references, start=1)
+            ]
+            if request.mask is not None:
+                options["mask"] = ("mask.png", mask_to_openai_png(request.mask, request.image.size), "image/png")
+            log.info(
+                "OpenAI images.edit model=%s images=%d mask=%s size=%s",
+                self.model, len(images), request.mask is not None, request.size,
+            )
+
+            def call(client: openai.OpenAI) -> Any:
+                return client.images.edit(image=images, **options)
+
+        response, resent = self._send(client, call)
+        result = EditResult(image=result_image(response), usage=usage_dict(response))
+        if resent:
+            result.message = (
+                f"OpenAI failed at first ({'; '.join(resent)}), so Retouch sent the request again "
+                f"({len(resent) + 1} requests in all). "
+                + ("The failed request" if len(resent) == 1 else f"The {len(resent)} failed requests")
+                + " made no image, so only the last one is billed."
+            )
+        return result
+
+    def _send(self, client: openai.OpenAI, call: Callable[[openai.OpenAI], Any]) -> tuple[Any, list[str]]:
+        """Run ``call`` with SDK retries off, resending it after unbilled
+        failures (see the module docstring) at most :attr:`max_retries` times.
+
+        Returns (the SDK response, a short description of each failed attempt,
+        e.g. ``["HTTP 503"]``). Raises :class:`BackendDeclined` or
+        :class:`BackendFailed`; after resends, the error says how many
+        requests were sent.
+        """
+        single = self._single
+        if single is None:
+            single = self._single = client.with_options(max_retries=0)
+        resent: list[str] = []
+        while True:
+            try:
+                return call(single), resent
+            except openai.OpenAIError as exc:
+                mapped = map_openai_error(exc, timeout=self.timeout, api_key=self.api_key)
+                wait = unbilled_retry_wait(exc, len(resent)) if len(resent) < self.max_retries else None
+                if wait is None:
+                    log.warning("OpenAI request failed (%s): %s", type(exc).__name__, mapped.message)
+                    if resent and isinstance(mapped, BackendFailed):
+                        mapped = BackendFailed(
+                            f"{mapped.message} Retouch sent the request {len(resent) + 1} times; "
+                            "none of them made an image, so none is billed.",
+                            retryable=mapped.retryable,
+                        )
+                    raise mapped from None
+                resent.append(_attempt_label(exc))
+                log.warning("OpenAI request failed (%s, %s); sending it again in %.2g s (%d of at most %d)",
+                            type(exc).__name__, resent[-1], wait, len(resent), self.max_retries)
+                time.sleep(wait)
+            except (json.JSONDecodeError, pydantic.ValidationError):
+                raise BackendFailed(
+                    "OpenAI sent back a response that is not valid JSON, so no image could be read "
+                    "from it. Try again; if it keeps happening, check OPENAI_BASE_URL.",
+                    retryable=False,
+                ) from None
+
 
 
 # ------------------------------------------------------------------ helpers
@@ -357,7 +427,8 @@ def map_openai_error(exc: Exception, *, timeout: float, api_key: str | None = No
     if isinstance(exc, openai.APITimeoutError):
         return BackendFailed(
             f"OpenAI did not answer within {timeout:g} seconds. Image requests can be slow; "
-            "try again, or raise RETOUCH_OPENAI_TIMEOUT.",
+            "try again, or raise RETOUCH_OPENAI_TIMEOUT. Retouch did not resend it by itself: "
+            "OpenAI may still have made, and billed, the image.",
             retryable=True,
         )
     if isinstance(exc, openai.APIConnectionError):
@@ -434,6 +505,63 @@ def _map_status_error(exc: openai.APIStatusError, api_key: str | None) -> Backen
         f"OpenAI {what} (HTTP {status})" + (f": {_sentence(reason)}" if reason else ".") + request_id,
         retryable=False,
     )
+
+
+def unbilled_retry_wait(exc: Exception, resent: int) -> float | None:
+    """How long to wait, in seconds, before resending a request that failed
+    with ``exc`` after ``resent`` earlier resends; None = do not resend.
+
+    Only failures that cannot have produced (and billed) an image are resent:
+    a connection that could not be opened, and HTTP 408, 409, 429 (not
+    ``insufficient_quota``) and 5xx. A ``Retry-After`` longer than
+    :data:`RETRY_AFTER_MAX_SECONDS` means None.
+    """
+    if isinstance(exc, openai.APITimeoutError):
+        # Only a connect timeout is safe: nothing reached OpenAI.
+        return _backoff(resent) if type(exc.__cause__).__name__ == "ConnectTimeout" else None
+    if isinstance(exc, openai.APIConnectionError):
+        return _backoff(resent) if type(exc.__cause__).__name__ == "ConnectError" else None
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    status = exc.status_code
+    body = exc.body if isinstance(exc.body, dict) else {}
+    if status == 429 and "insufficient_quota" in f"{exc.code} {exc.type} {body.get('code')} {body.get('type')}":
+        return None
+    if status not in (408, 409, 429) and status < 500:
+        return None
+    asked = _retry_after_seconds(exc)
+    if asked is None:
+        return _backoff(resent)
+    return asked if asked <= RETRY_AFTER_MAX_SECONDS else None
+
+
+def _backoff(resent: int) -> float:
+    return min(RETRY_BACKOFF_SECONDS * (2 ** resent), RETRY_BACKOFF_MAX_SECONDS)
+
+
+def _attempt_label(exc: Exception) -> str:
+    """A few words naming a failed attempt, e.g. ``"HTTP 503"``."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    if isinstance(exc, openai.APIConnectionError):
+        return "could not connect"
+    return type(exc).__name__
+
+
+def _retry_after_seconds(exc: openai.APIStatusError) -> float | None:
+    """The wait the server asked for (``retry-after-ms`` or a numeric
+    ``Retry-After``), in seconds, or None."""
+    headers = exc.response.headers if exc.response is not None else {}
+    try:
+        if headers.get("retry-after-ms") is not None:
+            seconds = float(headers["retry-after-ms"]) / 1000
+        elif headers.get("retry-after") is not None:
+            seconds = float(headers["retry-after"])
+        else:
+            return None
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def _retry_after(exc: openai.APIStatusError) -> str | None:
