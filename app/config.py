@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 25 * 1024 * 1024
     #: Largest accepted upload, in pixels (width x height).
     max_upload_pixels: int = 40_000_000
+    #: Longest accepted side of an upload, in pixels (16384 is also WebP's limit).
+    max_upload_side: int = 16384
     #: Concurrent turn workers in the server process (turns of one thread
     #: always run one at a time, in order).
     workers: int = 2
@@ -38,7 +40,8 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-image-1"
     #: Seconds to wait for one OpenAI image request.
     openai_timeout: float = 180.0
-    #: SDK retries for one OpenAI request (each retried generation may be billed).
+    #: Resends of one turn's OpenAI request after a failure that made (and
+    #: billed) no image; timeouts are never resent (see openai_backend).
     openai_max_retries: int = 1
     #: Set the owner cookie with the ``Secure`` flag (serve over HTTPS).
     secure_cookies: bool = False

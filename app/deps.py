@@ -34,7 +34,8 @@ class AppContext:
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.settings.max_upload_bytes, self.settings.max_upload_pixels)
+        s = self.settings
+        return Limits(s.max_upload_bytes, s.max_upload_pixels, s.max_upload_side)
 
 
 def get_context(request: Request) -> AppContext:

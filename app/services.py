@@ -71,10 +71,12 @@ class TurnOptions:
 
 @dataclass
 class Limits:
-    """Upload limits in bytes and pixels (from the settings)."""
+    """Upload limits (from the settings): file size in bytes, image area in
+    pixels, and the longest side in pixels."""
 
     max_bytes: int
     max_pixels: int
+    max_side: int
 
 
 # ---------------------------------------------------------------- reading
@@ -168,7 +170,8 @@ def _clean_options(size: str | None, quality: str | None) -> tuple[str | None, s
 
 def _decode(upload: Upload, limits: Limits, what: str) -> Image.Image:
     try:
-        return decode_image(upload.data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels, what=what)
+        return decode_image(upload.data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels,
+                            max_side=limits.max_side, what=what)
     except ImageRejected as exc:
         raise InvalidInput(exc.message, exc.status) from None
 
@@ -275,7 +278,8 @@ def submit_turn(
             raise InvalidInput("There is no image to select a region of yet.")
         try:
             mask = decode_mask(options.mask.data, (head.width, head.height),
-                               max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+                               max_bytes=limits.max_bytes, max_pixels=limits.max_pixels,
+                               max_side=limits.max_side)
         except ImageRejected as exc:
             raise InvalidInput(exc.message, exc.status) from None
 

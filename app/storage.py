@@ -55,6 +55,9 @@ class BlobStore:
     @staticmethod
     def _write(target: Path, data: bytes) -> None:
         if target.is_file():
+            # Reused: refresh its age so ``retouch gc`` (which spares blobs newer
+            # than its grace period) cannot delete it before the new row commits.
+            os.utime(target)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")

@@ -9,6 +9,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,19 @@ def settings(tmp_path, database_url, fake_backend) -> Settings:
 def client(settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+@contextmanager
+def another_owner(client: TestClient, **kwargs) -> Iterator[TestClient]:
+    """A client of the same running app with its own cookie jar (another
+    owner). It does not enter the app's lifespan again (``with
+    TestClient(app)`` would start and then stop the worker): the first
+    client's worker keeps running the turns."""
+    other = TestClient(client.app, **kwargs)
+    try:
+        yield other
+    finally:
+        other.close()
 
 
 def png_bytes(size=(40, 30), color=(200, 30, 30), mode="RGB", fmt="PNG", **save) -> bytes:

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from tests.conftest import make_settings, png_bytes, wait_for_thread
+from tests.conftest import another_owner, make_settings, png_bytes, wait_for_thread
 
 
 def app_client(tmp_path, sqlite_url, **extra) -> TestClient:
@@ -55,7 +55,7 @@ def test_shared_links_stay_viewable_but_forking_needs_a_login(gated):
     auth = {"Authorization": "Bearer correct horse"}
     tid = gated.post("/api/v1/threads", files={"image": ("p.png", png_bytes(), "image/png")}, headers=auth).json()["id"]
     token = gated.post(f"/api/v1/threads/{tid}/share", headers=auth).json()["token"]
-    with TestClient(gated.app, follow_redirects=False) as visitor:
+    with another_owner(gated, follow_redirects=False) as visitor:
         assert visitor.get(f"/s/{token}").status_code == 200
         shared = visitor.get(f"/api/v1/shared/{token}").json()
         assert visitor.get(shared["versions"][0]["image_url"]).status_code == 200

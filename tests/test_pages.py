@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from tests.conftest import make_settings, png_bytes, wait_for_thread
+from tests.conftest import another_owner, make_settings, png_bytes, wait_for_thread
 
 HX = {"HX-Request": "true"}
 
@@ -84,7 +84,7 @@ def test_share_page_fork_and_revoke(client):
     page = client.get(f"/t/{tid}").text
     url = re.search(r'class="share-url" type="text" readonly value="([^"]+)"', page).group(1)
     token = url.rsplit("/", 1)[-1]
-    with TestClient(client.app, follow_redirects=False) as visitor:
+    with another_owner(client, follow_redirects=False) as visitor:
         shared = visitor.get(f"/s/{token}")
         assert shared.status_code == 200
         assert shared.headers["x-robots-tag"] == "noindex" and shared.headers["referrer-policy"] == "no-referrer"

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.main import create_app
-from tests.conftest import open_image, png_bytes, wait_for_thread, wait_for_turn
+from tests.conftest import another_owner, open_image, png_bytes, wait_for_thread, wait_for_turn
 
 
 def create_from_photo(client, data=None, prompt=None, **fields):
@@ -167,7 +167,7 @@ def test_share_revoke_and_fork(client, fake_backend, settings):
     assert client.post(f"/api/v1/threads/{tid}/share").json()["token"] == token  # the live link is reused
     assert client.get(f"/api/v1/threads/{tid}").json()["share_url"] == url
 
-    with TestClient(client.app) as stranger:  # a different cookie jar: another owner
+    with another_owner(client) as stranger:
         assert stranger.get(f"/api/v1/threads/{tid}").status_code == 404
         shared = stranger.get(f"/api/v1/shared/{token}")
         assert shared.status_code == 200
@@ -205,7 +205,7 @@ def test_share_revoke_and_fork(client, fake_backend, settings):
 def test_owner_isolation(client, fake_backend):
     tid = create_from_photo(client)["id"]
     turn = send(client, tid, "invert")
-    with TestClient(client.app) as other:
+    with another_owner(client) as other:
         assert other.get("/api/v1/threads").json()["threads"] == []
         assert other.get(f"/api/v1/threads/{tid}").status_code == 404
         assert other.get(f"/api/v1/turns/{turn['id']}").status_code == 404
@@ -258,32 +258,37 @@ def test_everything_survives_a_restart(settings, fake_backend):
 
 
 def test_interrupted_turns_are_requeued_then_failed(settings, fake_backend):
-    from sqlalchemy import update
+    """What a SIGKILL mid-turn leaves behind (a turn ``running``) is queued
+    again at start-up; a turn interrupted for the second time fails."""
+    from sqlalchemy import select
 
-    from app.db import make_engine, make_sessionmaker
-    from app.models import Turn
+    from app.db import make_engine, make_sessionmaker, migrate
+    from app.models import Thread, Turn
 
     with TestClient(create_app(settings)) as c:
         tid = create_from_photo(c)["id"]
         cookies = dict(c.cookies)
-        fake_backend.gate.clear()
-        turn = send(c, tid, "slow edit")
-    fake_backend.gate.set()
+    migrate(settings.sqlalchemy_url)
     engine = make_engine(settings.sqlalchemy_url)
     sessions = make_sessionmaker(engine)
 
-    def crash(attempts):  # what a SIGKILL mid-turn leaves behind
+    def crashed_turn(attempts: int) -> str:
         with sessions() as s:
-            s.execute(update(Turn).where(Turn.id == turn["id"]).values(status="running", attempts=attempts))
+            thread = s.scalar(select(Thread).where(Thread.id == tid))
+            turn = Turn(thread=thread, kind="edit", instruction=f"invert {attempts}", status="running",
+                        attempts=attempts, backend="fake")
+            s.add(turn)
             s.commit()
+            return turn.id
 
-    crash(1)
+    once = crashed_turn(1)
     with TestClient(create_app(settings), cookies=cookies) as c:
-        assert wait_for_turn(c, turn["id"])["status"] == "succeeded"
-    crash(2)
+        assert wait_for_turn(c, once)["status"] == "succeeded"
+    twice = crashed_turn(2)
     with TestClient(create_app(settings), cookies=cookies) as c:
-        t = c.get(f"/api/v1/turns/{turn['id']}").json()
+        t = c.get(f"/api/v1/turns/{twice}").json()
         assert t["status"] == "failed" and t["error"] == "interrupted"
+        assert c.get(f"/api/v1/threads/{tid}").json()["head_version"] == 2
     engine.dispose()
 
 

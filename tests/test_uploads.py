@@ -141,3 +141,15 @@ def test_validation_errors_are_readable_strings(client):
     assert r.status_code == 422 and "prompt" in r.json()["detail"]
     r = client.post("/api/v1/threads", json={"prompt": "x", "title": "t" * 300})
     assert r.status_code == 422 and "title" in r.json()["detail"]
+
+
+def test_longest_side_is_a_setting(tmp_path, sqlite_url, fake_backend):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    settings = make_settings(tmp_path / "data", sqlite_url, max_upload_side=100)
+    with TestClient(create_app(settings)) as c:
+        r = c.post("/api/v1/threads", files={"image": ("wide.png", png_bytes((101, 10)), "image/png")})
+        assert r.status_code == 413 and "at most 100 pixels" in r.json()["detail"]
+        assert c.post("/api/v1/threads", files={"image": ("ok.png", png_bytes((100, 10)), "image/png")}).status_code == 201
