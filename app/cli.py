@@ -118,10 +118,8 @@ def _edit(args: argparse.Namespace) -> int:
     from app.imaging import ImageRejected, decode_image, decode_mask, encode_png
 
     settings = get_settings()
-    # The file's own pixel values: an exact edit must not colour-convert them
-    # (uploads to the web app are converted to sRGB once, as version 1).
     limits = {"max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_upload_pixels,
-              "max_side": settings.max_upload_side, "to_srgb": False}
+              "max_side": settings.max_upload_side}
     instruction = args.instruction.strip()
     if not instruction or len(instruction) > 4000:
         return _fail(EXIT_USAGE, "the instruction must be 1 to 4000 characters")
@@ -132,9 +130,11 @@ def _edit(args: argparse.Namespace) -> int:
         return Path(path).read_bytes()
 
     try:
-        image = decode_image(read(args.input), **limits, what="input image") if args.input else None
+        # The file's own pixel values: an exact edit must not colour-convert them
+        # (uploads to the web app are converted to sRGB once, as version 1).
+        image = decode_image(read(args.input), **limits, what="input image", to_srgb=False) if args.input else None
         mask = decode_mask(read(args.mask), image.size, **limits) if args.mask else None
-        refs = tuple(decode_image(read(p), **limits, what="reference image") for p in args.reference)
+        refs = tuple(decode_image(read(p), **limits, what="reference image", to_srgb=False) for p in args.reference)
     except OSError as exc:
         return _fail(EXIT_USAGE, f"cannot read {exc.filename}: {exc.strerror}")
     except ImageRejected as exc:

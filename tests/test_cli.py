@@ -99,3 +99,45 @@ def test_serve_migrates_and_serves(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_edit_with_a_mask_changes_only_the_mask(tmp_path):
+    from PIL import ImageChops
+
+    src = tmp_path / "in.png"
+    Image.linear_gradient("L").resize((64, 48)).convert("RGB").save(src)
+    mask = Image.new("L", (64, 48), 0)
+    mask.paste(255, (0, 0, 32, 48))
+    mask_path = tmp_path / "mask.png"
+    mask.save(mask_path)
+    out = tmp_path / "out.png"
+    p = run("edit", "--instruction", "invert the colors", "--input", str(src), "--mask", str(mask_path),
+            "--output", str(out))
+    assert p.returncode == 0, p.stderr
+    before, after = Image.open(src).convert("RGB"), Image.open(out).convert("RGB")
+    diff = ImageChops.difference(before, after)
+    assert diff.crop((32, 0, 64, 48)).getbbox() is None  # outside: bit-identical
+    assert diff.crop((0, 0, 32, 48)).getbbox() is not None  # inside: changed
+
+
+def test_edit_keeps_the_files_pixel_values(tmp_path):
+    """An image with a non-sRGB ICC profile (Adobe RGB, from a shared eval
+    photo): a flip is exactly a flip of the decoded pixels, with no colour
+    conversion."""
+    import pytest
+    from PIL import ImageOps
+
+    from tests.conftest import SHARED_EVAL
+
+    rocket = SHARED_EVAL / "images" / "rocket.jpg"
+    if not rocket.is_file():
+        pytest.skip("the shared eval photos are not beside the repo")
+    icc = Image.open(rocket).info["icc_profile"]
+    im = Image.new("RGB", (40, 30), (40, 200, 90))
+    im.paste((250, 30, 30), (0, 0, 20, 15))
+    src = tmp_path / "in.png"
+    im.save(src, icc_profile=icc)
+    out = tmp_path / "out.png"
+    p = run("edit", "--instruction", "flip it vertically", "--input", str(src), "--output", str(out))
+    assert p.returncode == 0, p.stderr
+    assert Image.open(out).convert("RGB").tobytes() == ImageOps.flip(im).tobytes()
