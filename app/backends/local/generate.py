@@ -340,6 +340,9 @@ def make_canvas(steps: list[Step], size: str | None) -> Picture:
     shaped = [s.params["size"] for s in steps if s.op is Canvas and "shape" in s.params]
     explicit = [s.params["size"] for s in steps if s.op is Canvas and "size" in s.params and "shape" not in s.params]
     nouns = [s.params["noun_size"] for s in steps if s.op is Canvas and "noun_size" in s.params]
+    # "a sign saying 'CLOSED'": the text's own noun names the canvas
+    nouns += [_NOUN_SIZES[s.params["kind"]] for s in steps
+              if s.op.name == "text" and s.params.get("kind") in _NOUN_SIZES and not nouns]
     if explicit or shaped:
         w, h = (explicit or shaped)[-1]
     elif nouns and not size:

@@ -25,15 +25,86 @@ _QUOTE_RE = re.compile(
     r'"(?P<a>[^"]+)"|“(?P<b>[^”“]+)[”“]|„(?P<c>[^“”]+)[“”]|«\s?(?P<d>[^»]+?)\s?»'
     r"|(?<!\w)'(?P<e>.+?)'(?!\w)|(?<!\w)‘(?P<f>.+?)[’‘](?!\w)|”(?P<g>[^”]+)”"
 )
-_NUMBER_WORDS = {
-    "two hundred and seventy": "270", "two hundred seventy": "270",
-    "one hundred and eighty": "180", "one hundred eighty": "180", "hundred and eighty": "180",
-    "hundred eighty": "180", "forty five": "45", "ninety": "90", "sixty": "60", "thirty": "30",
-    "fifty": "50", "twenty": "20", "fifteen": "15", "ten": "10", "five": "5", "four": "4",
-    "three": "3", "two": "2",
+_UNITS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
+    "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
+}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fourty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+         "eighty": 80, "ninety": 90}
+_NUMWORD = "|".join(sorted([*_UNITS, *_TENS, "hundred", "thousand"], key=len, reverse=True))
+_NUMRUN_RE = re.compile(rf"\b(?:{_NUMWORD})(?:(?:\s+and)?\s+(?:{_NUMWORD}))*\b")
+#: A lone "one" is only a number before a unit ("one pixel"), not in "the left one".
+_ONE_UNIT_RE = re.compile(r"\s*(?:px|pixels?|degrees?|%|percent|x\b|by\b|times\b)")
+
+
+def _number_values(words: list[str]) -> list[int]:
+    """Values of a run of number words ("one hundred and twenty five" -> [125];
+    "five ten" -> [5, 10]): a new number starts where the words cannot continue one."""
+    values: list[int] = []
+    total = current = 0
+    last = None  # kind of the previous word: unit, teen, ten, hundred, thousand
+    started = False
+
+    def flush() -> None:
+        nonlocal total, current, last, started
+        if started:
+            values.append(total + current)
+        total = current = 0
+        last = None
+        started = False
+
+    for w in words:
+        if w == "and":
+            continue
+        if w in _TENS:
+            if last in ("unit", "teen", "ten"):
+                flush()
+            current += _TENS[w]
+            last = "ten"
+        elif w in _UNITS:
+            v = _UNITS[w]
+            if last in ("unit", "teen") or (last == "ten" and v >= 10):
+                flush()
+            current += v
+            last = "teen" if v >= 10 else "unit"
+        elif w == "hundred":
+            if last == "hundred":
+                flush()
+            current = max(current, 1) * 100
+            last = "hundred"
+        else:  # thousand
+            if last == "thousand":
+                flush()
+            total += max(current, 1) * 1000
+            current = 0
+            last = "thousand"
+        started = True
+    flush()
+    return values
+
+
+def _numbers_to_digits(t: str) -> str:
+    """Write number words as digits: "ninety degrees" -> "90 degrees", "twenty five
+    px" -> "25 px", "one hundred and eighty" -> "180"."""
+
+    def repl(m: re.Match[str]) -> str:
+        words = m.group(0).split()
+        if words == ["one"] and not _ONE_UNIT_RE.match(t, m.end()):
+            return m.group(0)
+        return " ".join(str(v) for v in _number_values(words))
+
+    return _NUMRUN_RE.sub(repl, t)
+
+
+_CONTRACTIONS = {
+    "that's": "that is", "what's": "what is", "there's": "there is", "here's": "here is", "i've": "i have",
+    "i'm": "i am", "you've": "you have", "we'd": "we would", "don't": "do not", "doesn't": "does not",
+    "can't": "cannot", "won't": "will not", "isn't": "is not", "aren't": "are not", "let's": "let us",
 }
 _DROP_WORDS = re.compile(
     r"\b(?:the|a|an|it's|it|its|this|that|these|those|image|photo|photograph|picture|pic|img|"
+    r"shot|snapshot|snap|selfie|photos|pictures|images|pics|"
     r"please|pls|kindly|only|just)\b"
 )
 #: Words that may remain unconsumed without changing the meaning.
@@ -45,6 +116,8 @@ FILLER = frozenset(
     as too whole entire everything all add adding convert change transform set use put into in on
     some thanks thank okay ok hey hi but get overall should please go have bit little slightly
     create generate produce design empty blank
+    color colors tones hues feel feeling vibe mood appearance fix was were been render rendered their
+    mind possible possibly maybe perhaps quickly cheers how about am are
     """.split()
 )
 _REGION_RE = re.compile(
@@ -52,7 +125,9 @@ _REGION_RE = re.compile(
     r"(?:(?:selected|masked|marked|highlighted|chosen|painted|circled)\s+)?"
     r"(?:area|part|region|portion|section|spot|zone|selection|object|thing)s?"
     r"(?:\s+(?:i|you)\s+(?:selected|marked|painted|highlighted|circled))?"
-    r"|(?<!\w)(?:here|selected|only\s+selection|masked)(?!\w)"
+    r"|(?<!\w)(?:(?:what|where|bit|part|area|bits|parts|spot|region|stuff|thing)\s+)?(?:that\s+)?(?:i|you)\s+(?:have\s+|just\s+|already\s+)*"
+    r"(?:selected|marked|painted|highlighted|circled|brushed|masked|outlined|drew\s+on|drawn\s+on|colored\s+in)(?:\s+(?:over|in|on|out))?(?!\w)"
+    r"|(?<!\w)(?:here|selected|only\s+selection|masked|selection)(?!\w)"
 )
 _STRENGTH_MOD_RE = re.compile(rf"(?<!\w)(?:(?:by\s+)?{NUM}\s*%|(?:by\s+)?{STRENGTH}(?:\s+more)?)(?!\w)")
 _WORD_RE = re.compile(r"⟦\d+⟧|[#\w][\w'%:.#-]*")
@@ -105,8 +180,10 @@ def normalize(instruction: str) -> tuple[str, list[str]]:
     t = t.replace("&", " and ").replace("°", " degrees ").replace("×", "x")
     t = t.replace("colour", "color").replace("grey", "gray").replace("centre", "center")
     t = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", t)
-    for word, digits in _NUMBER_WORDS.items():
-        t = re.sub(rf"\b{word}\b", digits, t)
+    for word, full in _CONTRACTIONS.items():
+        t = re.sub(rf"\b{word}\b", full, t)
+    t = re.sub(r"(?<=[a-z])'s\b", "", t)  # possessives: "the artwork's style" -> "the artwork style"
+    t = _numbers_to_digits(t)
     t = re.sub(r"(\d)\s*[x*]\s*(\d)", r"\1x\2", t)
     t = re.sub(r"(\d)\s*(?:%|percent\b|per\s+cent\b|pct\b)", r"\1% ", t)
     t = re.sub(r"(\d)\s*(?:pixels?|pxs?|pix)\b", r"\1 px", t)

@@ -121,11 +121,42 @@ class Step:
 _REGISTRY: list[type[Operation]] = []
 
 
+def _top_level_alternatives(pattern: str) -> list[str]:
+    """Split ``pattern`` at its top-level ``|`` (not inside groups, classes or escapes).
+
+    Each alternative is searched on its own, so the longest one is found even
+    when an earlier, shorter alternative matches at the same place (Python's
+    alternation takes the first that matches, not the longest)."""
+    parts, depth, in_class, start, i = [], 0, False, 0, 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            if pattern[i + 1:i + 2] == "]":
+                i += 1
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return [p for p in parts if p]
+
+
 def register(cls: type[Operation]) -> type[Operation]:
     """Class decorator: compile ``cls.phrases`` and add ``cls`` to the registry."""
     cls.compiled = [
-        (re.compile(rf"(?<![\w#⟧])(?:{pattern})(?![\w⟦])"), defaults)
+        (re.compile(rf"(?<![\w#⟧])(?:{alternative})(?![\w⟦])"), defaults)
         for pattern, defaults in cls.phrases.items()
+        for alternative in _top_level_alternatives(pattern)
     ]
     _REGISTRY.append(cls)
     return cls

@@ -65,7 +65,10 @@ class Blur(Operation):
 
     @classmethod
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        return Picture(gaussian_blur(pic.rgb, cls.sigma(pic.width, pic.height, params)), pic.alpha)
+        sigma = cls.sigma(pic.width, pic.height, params)
+        if ctx.mask is not None and "radius" not in params:
+            sigma *= 2.0  # a selected area is blurred to be obscured, not just softened
+        return Picture(gaussian_blur(pic.rgb, sigma), pic.alpha)
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -111,7 +114,9 @@ class Sharpen(Operation):
     phrases = {
         rf"sharpen(?:ed)?(?:\s+(?:edges|details?|up))?|sharper|crisper|crisp(?:en)?(?:\s+up)?|more\s+(?:sharp|detailed|defined|crisp)|"
         rf"unsharp\s+mask(?:ing)?|{_MORE}\s+(?:details?|sharpness|clarity|definition|crispness)|"
-        rf"(?:less|reduce|remove|fix|undo)\s+(?:blur|blurriness)|deblur|unblur|less\s+blurry|clearer|clarity|in\s+focus": {},
+        rf"(?:less|reduce|remove|fix|undo)\s+(?:blur|blurriness)|deblur|unblur|less\s+blurry|clearer|clarity|in\s+focus|"
+        rf"(?:details?|edges|lines|textures?)\s+(?:sharper|crisper|clearer|more\s+defined|pop)|(?:sharper|crisper|clearer|finer)\s+(?:details?|edges)|"
+        rf"(?:bring\s+out|enhance|boost)\s+(?:fine\s+)?(?:details?|edges|texture)": {},
     }
 
     @classmethod

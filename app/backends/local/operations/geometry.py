@@ -46,8 +46,8 @@ class Rotate(Operation):
     name = "rotate"
     geometry = True
     phrases = {
-        rf"{_ROT}(?:\s+(?:by|through|about))?\s+{NUM}(?:\s+degrees)?(?:\s+{_DIR})?": {},
-        rf"{_ROT}(?:\s+(?:by|through))?\s+{_DIR}(?:\s+(?:by\s+)?{NUM}(?:\s+degrees)?)?": {},
+        rf"{_ROT}(?:\s+(?:around|round|over))?(?:\s+(?:by|through|about))?\s+{NUM}(?:\s+degrees)?(?:\s+{_DIR})?": {},
+        rf"{_ROT}(?:\s+(?:around|round|over))?(?:\s+(?:by|through))?\s+{_DIR}(?:\s+(?:by\s+)?{NUM}(?:\s+degrees)?)?": {},
         rf"{_ROT}(?:\s+(?:by|through))?\s+(?:quarter|half|three\s+quarters?|full)(?:\s+(?:turn|rotation|way|circle))?(?:\s+{_DIR})?": {},
         rf"(?:{_ROT}\s+)?upside\s+down": {"degrees": 180.0},
         rf"{NUM}\s+degrees(?:\s+{_DIR})?\s+(?:rotation|turn)|{NUM}\s+degrees\s+{_DIR}|(?:quarter|half)\s+turn(?:\s+{_DIR})?": {},
@@ -124,9 +124,9 @@ class Flip(Operation):
         return f"flipped {params['axis']}ly"
 
 
-_CROP = r"(?:crop|cropped|cut|trim|trimmed|reframe|recrop)"
+_CROP = r"(?:crop|cropped|cropping|cut|trim|trimmed|trimming|reframe|recrop)"
 _RATIO = (
-    rf"{NUM}\s*:\s*{NUM}|{NUM}\s+(?:by|to)\s+{NUM}\s+(?:aspect\s+)?ratio|{NUM}x{NUM}\s+(?:aspect\s+)?ratio"
+    rf"{NUM}\s*:\s*{NUM}|\d{{1,2}}\s+(?:by|to|x)\s+\d{{1,2}}(?!\s*px)(?!\d)|{NUM}\s+(?:by|to)\s+{NUM}\s+(?:aspect\s+)?ratio|{NUM}x{NUM}\s+(?:aspect\s+)?ratio"
 )
 _SHAPES = {
     "square": (1, 1), "widescreen": (16, 9), "wide screen": (16, 9), "cinematic": (21, 9),
@@ -148,7 +148,7 @@ class CropAspect(Operation):
     phrases = {
         rf"{_CROP}(?:\s+(?:to|into|as|in))?\s+(?:(?:aspect\s+)?ratio\s+(?:of\s+)?)?(?:{_RATIO}|{_SHAPE}){_ASPECT_TAIL}": {},
         rf"(?:(?:aspect\s+)?ratio\s+(?:of\s+)?)?(?:{_RATIO}){_ASPECT_TAIL}|{_SHAPE}{_ASPECT_TAIL}": {},
-        rf"(?:{_RATIO}|{_SHAPE})\s+{_CROP}": {},
+        rf"(?:{_RATIO}|{_SHAPE})\s+(?:by\s+|via\s+|with\s+)?{_CROP}": {},
         rf"{_CROP}": {"bare": True},
     }
     priority = 60
@@ -200,11 +200,13 @@ class CropPixels(Operation):
     name = "crop_pixels"
     geometry = True
     modes = frozenset({EDIT})
-    phrases = {rf"{_CROP}(?:\s+(?:to|into|down\s+to))?\s+{NUM}x{NUM}(?:\s*px)?(?:\s+(?:in\s+)?(?:center|middle))?": {}}
+    phrases = {
+        rf"{_CROP}(?:\s+(?:to|into|down\s+to))?\s+(?:{NUM}x{NUM}|\d{{3,}}\s+by\s+\d{{3,}}|\d+\s+by\s+\d+(?=\s*px))(?:\s*px)?(?:\s+(?:in\s+)?(?:center|middle))?": {},
+    }
 
     @classmethod
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
-        m = re.search(r"(\d+)x(\d+)", phrase)
+        m = re.search(r"(\d+)(?:x|\s+by\s+)(\d+)", phrase)
         if not m:
             raise NotUnderstood("Give the crop size in whole pixels, e.g. 'crop to 800x600'.")
         return {"size": (int(m.group(1)), int(m.group(2)))}
@@ -290,7 +292,7 @@ class Resize(Operation):
         rf"(?:{_RESIZE}{_UPDOWN}\s+)?(?:to\s+)?(?:{NUM}x{NUM}|{NUM}\s+by\s+{NUM})(?:\s*px)?": {},
         rf"{_RESIZE_VERB}{_UPDOWN}\s+(?:by\s+|to\s+)?(?:factor\s+(?:of\s+)?)?{NUM}(?!\s*:)\s*(?:%|x|times|px)?(?:\s+(?:of\s+)?(?:original\s+)?(?:size|smaller|bigger|larger))?": {},
         rf"{NUM}\s*(?:%|x|times)\s+(?:smaller|bigger|larger|size|of\s+(?:original\s+)?size|as\s+(?:big|large|small|wide|tall))": {},
-        rf"(?:{_RESIZE}{_UPDOWN}\s+)?(?:to\s+|by\s+)?(?:half|double|twice|triple|quarter|third|halve|quadruple)\s+(?:(?:original\s+)?(?:size|resolution|dimensions)|as\s+(?:big|large|small|wide|tall))": {},
+        rf"(?:{_RESIZE}{_UPDOWN}\s+)?(?:to\s+|by\s+)?(?:half|double|twice|triple|quarter|third|halve|quadruple)\s+(?:(?:of\s+)?(?:original\s+|current\s+)?(?:size|resolution|dimensions)|as\s+(?:big|large|small|wide|tall))": {},
         rf"{_RESIZE_VERB}\s+(?:size|dimensions|resolution)(?:\s+(?:by|to)\s+(?:half|third|quarter|{NUM}\s*%|{NUM}\s*x|factor\s+of\s+{NUM}))?|"
         rf"(?:half|double|triple|quadruple|halve)\s+(?:size|resolution|dimensions)|(?:at\s+)?half\s+resolution|(?:{_RESIZE}{_UPDOWN}\s+)?(?:to\s+)?(?:half|double)": {},
         rf"(?:{_RESIZE}\s+)?(?:smaller|bigger|larger)|upscale|downscale|downsize|shrink|enlarge|upsample|downsample": {},
@@ -412,6 +414,7 @@ class Border(Operation):
         rf"(?:{_BMOD}\s+)*{_BNOUN}(?:\s+(?:of|in|with|that\s+is|which\s+is|about|,)?\s*{_BMOD})*"
         r"(?:\s+(?:all\s+)?(?:around(?:\s+edges?)?|on\s+all\s+sides|around\s+(?:edges?|outside)))?": {},
         rf"frame\s+(?:in|with)\s+{_BMOD}": {},
+        rf"(?:surround|encircle|enclose|edge|frame|outline)(?:d)?\s+(?:with|in|by)\s+(?:{_BMOD}\s+)*{_BNOUN}(?:\s+(?:of|in|with)?\s*{_BMOD})*": {},
     }
 
     @classmethod

@@ -93,6 +93,11 @@ _REF_LEAD = (
 _REF = r"(?:attached|reference|referenced|given|uploaded|other|second|my|example|sample)"
 _THING = r"(?:one|image|picture|painting|artwork|art|photo|style|drawing|example|reference|file)"
 _TAIL = r"(?:\s+(?:style|styled|painting|look|effect|art|artwork|filter|version|print|work))*"
+#: "... the picture I attached", "... the one you were sent"
+_ATTACHED = (
+    r"(?:\s+(?:that\s+|which\s+)?(?:i|you|we)\s+(?:have\s+|just\s+|also\s+)*"
+    r"(?:attached|uploaded|sent|shared|added|gave|provided|included|linked)(?:\s+(?:you|here|above|below|earlier))?)?"
+)
 
 
 @functools.cache
@@ -228,14 +233,14 @@ class ReferenceStyle(Operation):
     priority = 35
     phrases = {
         # "paint it in the style of this", "in the style of the attached painting", "same style as this"
-        rf"{_REF_LEAD}(?:style|manner|look|colors?|palette)\s+(?:of|from)(?:\s+{_REF})?(?:\s+{_THING})*(?!\s+(?!(?:and|then|also|but|please)\b)[a-z])": {},
-        rf"(?:same|similar)\s+(?:style|look)\s+(?:as|like)(?:\s+{_REF})?(?:\s+{_THING})*": {},
+        rf"{_REF_LEAD}(?:style|manner|look|colors?|palette)\s+(?:of|from)(?:\s+{_REF})?(?:\s+{_THING})*{_ATTACHED}(?!\s+(?!(?:and|then|also|but|please)\b)[a-z])": {},
+        rf"(?:same|similar)\s+(?:style|look)\s+(?:as|like)(?:\s+{_REF})?(?:\s+{_THING})*{_ATTACHED}": {},
         rf"(?:use|using|apply|copy|transfer|take|match|borrow|steal)\s+(?:{_REF}\s+)?(?:{_THING}\s+)?(?:as\s+)?(?:style|look)"
-        rf"(?:\s+(?:of|from)(?:\s+{_REF})?(?:\s+{_THING})*)?(?:\s+(?:to|onto|on)(?:\s+{_THING})?)?": {},
-        rf"(?:neural\s+)?style\s+transfer(?:\s+(?:from|with|using)(?:\s+{_REF})?(?:\s+{_THING})*)?": {},
-        rf"(?:style|styled|styli[sz]e[d]?|paint(?:ed)?|render(?:ed)?)\s+(?:like|after)(?:\s+{_REF})?(?:\s+{_THING})*": {},
+        rf"(?:\s+(?:of|from)(?:\s+{_REF})?(?:\s+{_THING})*{_ATTACHED})?(?:\s+(?:to|onto|on)(?:\s+{_THING})?)?": {},
+        rf"(?:neural\s+)?style\s+transfer(?:\s+(?:from|with|using)(?:\s+{_REF})?(?:\s+{_THING})*{_ATTACHED})?": {},
+        rf"(?:style|styled|styli[sz]e[d]?|paint(?:ed)?|render(?:ed)?)\s+(?:like|after)(?:\s+{_REF})?(?:\s+{_THING})*{_ATTACHED}": {},
         # only when an image is attached: "make it look like this painting" ("this" is dropped)
-        rf"(?:look|looks|looking)\s+like(?:\s+{_REF})?(?:\s+{_THING})?|like\s+{_REF}(?:\s+{_THING})?": {"_refs_only": True},
+        rf"(?:look|looks|looking)\s+like(?:\s+{_REF})?(?:\s+{_THING})?{_ATTACHED}|like\s+{_REF}(?:\s+{_THING})?{_ATTACHED}": {"_refs_only": True},
     }
 
     @classmethod

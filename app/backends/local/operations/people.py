@@ -20,10 +20,12 @@ from .filters import gaussian_blur, pixelate_rgb
 #: Longer side, in pixels, of the copy faces are searched in.
 DETECT_SIDE = 640
 #: Longer side, in pixels, of the copy GrabCut segments.
-SEGMENT_SIDE = 200
+SEGMENT_SIDE = 320
 #: GrabCut iterations at most, and the time after which no new one starts (seconds).
-SEGMENT_ITERATIONS = 5
-SEGMENT_BUDGET_S = 0.3
+SEGMENT_ITERATIONS = 6
+SEGMENT_BUDGET_S = 0.35
+#: Longer side, in pixels, of the copy searched for a face to anchor a person prior.
+SEGMENT_FACE_SIDE = 400
 
 _cascades: dict[str, cv2.CascadeClassifier] = {}
 
@@ -42,11 +44,13 @@ def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> floa
     return ix * iy / max(1, min(aw * ah, bw * bh))
 
 
-def detect_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Find faces in ``(H, W, 3)`` uint8 RGB. Returns boxes ``(x, y, w, h)`` in
-    pixels of the input, frontal and profile, overlapping detections merged."""
+def detect_faces(rgb: np.ndarray, side: int = DETECT_SIDE, profile: bool = True) -> list[tuple[int, int, int, int]]:
+    """Find faces in ``(H, W, 3)`` uint8 RGB, searched on a copy at most ``side``
+    px on its longer side. Returns boxes ``(x, y, w, h)`` in pixels of the
+    input, frontal (and profile, when ``profile`` and no frontal face was
+    found), overlapping detections merged."""
     h, w = rgb.shape[:2]
-    f = min(1.0, DETECT_SIDE / max(h, w))
+    f = min(1.0, side / max(h, w))
     gray = luminance(rgb).astype(np.uint8)
     if f < 1.0:
         gray = cv2.resize(gray, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
@@ -58,7 +62,7 @@ def detect_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
             found.append(tuple(int(v) for v in box))
         if found:
             break
-    if not found:  # no frontal face: look for faces in profile, both ways
+    if not found and profile:  # no frontal face: look for faces in profile, both ways
         profile = _cascade("haarcascade_profileface.xml")
         for flipped in (False, True):
             g = np.ascontiguousarray(gray[:, ::-1]) if flipped else gray
@@ -72,7 +76,7 @@ def detect_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 _FACE = (
-    r"(?:(?:all|every|each|any|people's|person's|their|his|her|everyone's|everybody's|visible|persons|peoples)\s+)?"
+    r"(?:(?:all|every|each|any|people|person|their|his|her|everyone|everybody|visible|persons|peoples|man|woman|kid|child|astronaut)(?:'s)?\s+)?"
     r"(?:faces?|heads?|identities|identity)"
     r"(?:\s+(?:of|in)\s+(?:all\s+)?(?:people|persons?|everyone|everybody|kids|children|man|woman|men|women|subjects?|crowd|group))?"
 )
@@ -87,7 +91,7 @@ class FaceBlur(Operation):
     modes = frozenset({EDIT})
     takes_strength = True
     phrases = {
-        rf"{_FACE_VERB}(?:\s+out)?\s+{_FACE}|{_FACE}\s+(?:blurred|pixelated|hidden|anonymi[sz]ed|censored|obscured|blur|pixelation|anonymi[sz]ation)|"
+        rf"{_FACE_VERB}(?:\s+out)?\s+{_FACE}(?:\s+(?:with|using|by|via)\s+(?:(?:strong|heavy|light|soft|gaussian)\s+)?(?:blur|blurring|pixelation|pixelating|pixels|mosaic))?|{_FACE}\s+(?:blurred|pixelated|hidden|anonymi[sz]ed|censored|obscured|blur|pixelation|anonymi[sz]ation)|"
         rf"anonymi[sz]e\s+(?:people|persons|everyone|everybody)": {},
     }
 
@@ -126,28 +130,89 @@ class FaceBlur(Operation):
         return f"{verb} {n} face{'s' if n != 1 else ''}" if n else f"{verb} the faces"
 
 
+def _person_seeds(mask: np.ndarray, faces: list[tuple[int, int, int, int]], f: float) -> None:
+    """Mark a person prior under each face (boxes in full-size pixels, ``f`` the
+    scale of ``mask``): the inner face and a core of neck and chest as sure
+    subject, the head with hair and a torso widening to the bottom edge as
+    probable subject."""
+    sh = mask.shape[0]
+    for bx, by, bw, bh in faces:
+        x, y, w, h = bx * f, by * f, bw * f, bh * f
+        cx = x + w / 2
+        cv2.ellipse(mask, (round(cx), round(y + h * 0.45)), (round(w * 0.8), round(h * 0.85)), 0, 0, 360, cv2.GC_PR_FGD, -1)
+        shoulders = y + h * 1.6
+        torso = np.array([[cx - w * 0.55, y + h * 1.05], [cx + w * 0.55, y + h * 1.05], [cx + w * 2.0, shoulders],
+                          [cx + w * 2.6, sh], [cx - w * 2.6, sh], [cx - w * 2.0, shoulders]], np.int32)
+        cv2.fillPoly(mask, [torso], cv2.GC_PR_FGD)
+        cv2.ellipse(mask, (round(cx), round(y + h * 0.55)), (round(w * 0.3), round(h * 0.38)), 0, 0, 360, cv2.GC_FGD, -1)
+        bottom = min(sh, y + h * 3.5)
+        core = np.array([[cx - w * 0.25, y + h], [cx + w * 0.25, y + h], [cx + w * 0.25, shoulders],
+                         [cx + w * 0.9, y + h * 2.0], [cx + w * 0.9, bottom], [cx - w * 0.9, bottom],
+                         [cx - w * 0.9, y + h * 2.0], [cx - w * 0.25, shoulders]], np.int32)
+        cv2.fillPoly(mask, [core], cv2.GC_FGD)
+
+
+def _saliency(small: np.ndarray) -> np.ndarray:
+    """Fine-grained static saliency of ``(h, w, 3)`` uint8 RGB, smoothed, 0..1."""
+    ok, m = cv2.saliency.StaticSaliencyFineGrained_create().computeSaliency(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    m = cv2.GaussianBlur(m.astype(np.float32), (0, 0), max(2.0, small.shape[1] / 60))
+    return (m - m.min()) / max(1e-6, float(m.max() - m.min()))
+
+
+def _seed_mask(rgb: np.ndarray, small: np.ndarray, f: float) -> np.ndarray:
+    """GrabCut seeds at the size of ``small``.
+
+    With a face (at least 0.4% of the picture): a person prior under it, the
+    top, left and right edges sure background. Without: a central region and
+    salient parts are probable subject, the middle sure subject, the top
+    corners sure background and the frame edges probable background (a
+    close-up subject may touch them)."""
+    h, w = rgb.shape[:2]
+    sh, sw = small.shape[:2]
+    mx, my = max(2, round(sw * 0.03)), max(2, round(sh * 0.03))
+    mask = np.full((sh, sw), cv2.GC_PR_BGD, np.uint8)
+    faces = [b for b in detect_faces(rgb, side=SEGMENT_FACE_SIDE, profile=False) if b[2] * b[3] >= 0.004 * w * h]
+    if faces:
+        mask[:, :mx] = cv2.GC_BGD
+        mask[:, -mx:] = cv2.GC_BGD
+        _person_seeds(mask, faces, f)
+        mask[:my] = np.where(mask[:my] == cv2.GC_FGD, cv2.GC_FGD, cv2.GC_BGD)
+        return mask
+    sal = _saliency(small)
+    yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+    r2 = ((xx - sw / 2) / (sw / 2)) ** 2 + ((yy - sh / 2) / (sh / 2)) ** 2
+    score = 0.5 * sal + 0.5 * np.exp(-r2 / 0.5)
+    mask[(r2 < 0.75) | (score >= np.percentile(score, 70))] = cv2.GC_PR_FGD
+    middle = r2 < 0.04
+    mask[middle & (sal >= np.percentile(sal[middle], 30))] = cv2.GC_FGD
+    mask[:my] = cv2.GC_PR_BGD
+    mask[:, :mx] = cv2.GC_PR_BGD
+    mask[:, -mx:] = cv2.GC_PR_BGD
+    cx, cy = max(3, round(sw * 0.08)), max(3, round(sh * 0.08))
+    mask[:cy, :cx] = cv2.GC_BGD
+    mask[:cy, -cx:] = cv2.GC_BGD
+    return mask
+
+
 def foreground_alpha(rgb: np.ndarray) -> np.ndarray:
     """Estimate the main subject of ``(H, W, 3)`` uint8 RGB.
 
     GrabCut runs on a copy at most ``SEGMENT_SIDE`` px on its longer side
-    (iterations stop after ``SEGMENT_BUDGET_S`` seconds), seeded with the top, left and right edges as background; the result is
-    upscaled and its edges refined with a guided filter. Returns ``(H, W)``
+    (iterations stop after ``SEGMENT_BUDGET_S`` seconds), seeded by
+    :func:`_seed_mask` (a person prior under a detected face, else saliency
+    and a centre prior). The mask is cleaned (opening and closing, small
+    components dropped, holes filled), upscaled, and its edges refined with a
+    guided filter, so only the boundary is feathered. Returns ``(H, W)``
     float32 in 0..1 (1 = subject). Raises ``BackendDeclined`` if no subject
     separates from the background.
     """
     h, w = rgb.shape[:2]
     f = min(1.0, SEGMENT_SIDE / max(h, w))
     sw, sh = max(16, round(w * f)), max(16, round(h * f))
+    f = sw / w
     small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    mask = _seed_mask(rgb, small, f)
     bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
-    mask = np.full((sh, sw), cv2.GC_PR_FGD, np.uint8)
-    mx, my = max(2, round(sw * 0.04)), max(2, round(sh * 0.04))
-    mask[:, :mx] = cv2.GC_BGD
-    mask[:, -mx:] = cv2.GC_BGD
-    mask[:my, :] = cv2.GC_BGD
-    mask[-my:, :] = cv2.GC_PR_BGD
-    mask[-my:, :mx] = cv2.GC_BGD
-    mask[-my:, -mx:] = cv2.GC_BGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     start = time.perf_counter()
     cv2.grabCut(bgr, mask, None, bgd, fgd, 1, cv2.GC_INIT_WITH_MASK)
@@ -156,9 +221,12 @@ def foreground_alpha(rgb: np.ndarray) -> np.ndarray:
             break
         cv2.grabCut(bgr, mask, None, bgd, fgd, 1, cv2.GC_EVAL)
     fg = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8)
-    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    k = max(3, round(max(sw, sh) / 100)) | 1
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((k, k), np.uint8))
+    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    if n <= 1:
+    share = float(fg.mean())
+    if n <= 1 or share < 0.01 or share > 0.95:
         raise BackendDeclined(
             "I could not separate a subject from the background in this image. Select the area "
             "to change and describe the edit, e.g. 'make this area white'."
@@ -177,16 +245,20 @@ def foreground_alpha(rgb: np.ndarray) -> np.ndarray:
     radius = max(2, round(max(h, w) / 200))
     alpha = cv2.ximgproc.guidedFilter(guide.astype(np.float32), alpha, radius, 1e-3)
     alpha = np.clip((alpha - 0.5) * 1.6 + 0.5, 0.0, 1.0)
-    bx, by = max(1, round(w * 0.02)), max(1, round(h * 0.02))
-    alpha[:by, :] = 0
-    alpha[:, :bx] = 0
-    alpha[:, -bx:] = 0
+    # the top corners were sure background: keep them clean of feathering
+    cx, cy = max(1, round(w * 0.05)), max(1, round(h * 0.05))
+    alpha[:cy, :cx] = 0
+    alpha[:cy, -cx:] = 0
     return alpha.astype(np.float32)
 
 
 _BG = r"(?:background|backdrop|bg|surroundings)"
 _REMOVE = r"(?:remove|removed|delete|erase|cut\s+out|cut|drop|get\s+rid\s+of|take\s+out|take\s+away|clear|strip|knock\s+out|lose|eliminate|white\s+out|blank\s+out)"
-_COLOR_TAIL = rf"(?:\s+(?:and\s+)?(?:make\s+|leave\s+|set\s+|replace\s+)?(?:to\s+|with\s+)?(?:transparent|see\s+through|(?:solid\s+|plain\s+|pure\s+)?{COLOR}))?"
+_COLOR_TAIL = (
+    rf"(?:\s+(?:and\s+)?(?:make\s+|leave\s+|set\s+|replace\s+|(?:put|place|set|paste|drop)\s+(?:them|him|her|subject|person)?\s*)?"
+    rf"(?:to\s+|with\s+|on\s+|onto\s+|against\s+)?(?:transparent|see\s+through|(?:solid\s+|plain\s+|pure\s+)?{COLOR})"
+    rf"(?:\s+(?:background|backdrop|bg))?)?"
+)
 
 
 @register

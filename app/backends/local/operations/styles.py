@@ -51,7 +51,8 @@ class Sketch(Operation):
 
     name = "sketch"
     phrases = {
-        r"(?:pencil\s+|hand\s+drawn\s+|graphite\s+)?(?:sketch|sketched|sketchy|drawing|drawn|sketchbook)(?:\s+(?:style|look|effect))?|pencil(?:\s+(?:art|style))?|line\s+(?:drawing|art)|hand\s+drawn": {},
+        r"(?:pencil\s+|hand\s+drawn\s+|hand\s+sketched\s+|graphite\s+|hand\s+)?(?:sketch|sketched|sketchy|drawing|drawn|sketchbook)(?:\s+(?:style|look|effect))?|"
+        r"(?:drawn|sketched)\s+(?:by\s+hand|in\s+pencil|with\s+(?:a\s+)?pencil)|pencil(?:\s+(?:art|style))?|line\s+(?:drawing|art)|hand\s+drawn": {},
         r"charcoal(?:\s+(?:drawing|sketch|style))?": {"dark": 1.8},
         r"colou?r(?:ed)?\s+pencil(?:\s+(?:drawing|sketch))?|crayon(?:\s+drawing)?": {"color": True},
     }
@@ -108,7 +109,8 @@ class OilPainting(Operation):
 
     name = "oil_painting"
     phrases = {
-        r"oil(?:\s+(?:painting|paint|painted|style|look|effect|on\s+canvas))?|painting|painted|painterly|impasto|(?:acrylic|gouache)(?:\s+painting)?": {},
+        r"oil(?:\s+(?:painting|paint|painted|style|look|effect|on\s+canvas))?|painting|painted|painterly|impasto|(?:acrylic|gouache)(?:\s+painting)?|"
+        r"(?:painted|done|rendered|made)\s+(?:in|with)\s+oils?(?:\s+paint)?": {},
     }
 
     @classmethod

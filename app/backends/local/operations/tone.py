@@ -32,7 +32,9 @@ class Grayscale(Operation):
         r"black\s+(?:and\s+)?white|gray\s*scale|gray\s+tones?|monochrome|monochromatic|mono|noir|"
         r"(?:desaturate|desaturated)\s+(?:completely|fully|entirely|totally|100%)|"
         r"(?:completely|fully|entirely|totally)\s+desaturated?|"
-        r"(?:remove|drop|strip|take\s+out|take\s+away|get\s+rid\s+of|no|without|kill|drain)\s+(?:all\s+)?colors?|"
+        r"(?:remove|drop|strip|take|get\s+rid\s+of|no|without|kill|drain|suck|lose|eliminate)(?:\s+(?:out|away))?\s+"
+        r"(?:(?:all|every|any|each)\s+)?(?:(?:bit|trace|hint|drop|shred|ounce)s?\s+of\s+)?colors?(?:\s+(?:out|away))?(?:\s+(?:of|from))?|"
+        r"(?:all\s+)?colors?\s+(?:removed|stripped(?:\s+out)?|drained|gone)|"
         r"colorless|gray|zero\s+saturation|(?:saturation|colors?)\s+(?:to\s+)?(?:zero|0)|"
         r"(?:remove|drop|kill)\s+(?:all\s+)?saturation": {},
     }
@@ -71,7 +73,11 @@ class Sepia(Operation):
     """Sepia: a brown monochrome tint of the luminance."""
 
     name = "sepia"
-    phrases = {r"sepia(?:\s+(?:tone|toned|tint|tinted|filter|effect|look|color|colors))?|sepia\s*toned?|brownish\s+(?:tone|tint)": {}}
+    phrases = {
+        r"(?:(?:old|classic|warm|brownish|brown|antique|faded|nice|subtle|light|strong)\s+)*"
+        r"sepia(?:\s+(?:tone|toned|tones|tint|tinted|filter|effect|look|color|colors|feel|vibe|style|treatment|wash))?|"
+        r"sepia\s*toned?|(?:brownish|brown)\s+(?:tone|tint|monochrome|wash)": {},
+    }
 
     @classmethod
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
@@ -87,7 +93,11 @@ class Invert(Operation):
     """Negative: 255 minus every channel."""
 
     name = "invert"
-    phrases = {r"invert(?:ed)?(?:\s+colors?)?|inverse(?:\s+colors?)?|negative|reverse\s+colors?|colors?\s+inverted": {}}
+    phrases = {
+        r"invert(?:ed)?(?:\s+colors?)?|inverse(?:\s+colors?)?|(?:photo\s+|film\s+|color\s+)?negative|colors?\s+inverted|"
+        r"(?:reverse|flip|swap|switch|turn)\s+(?:all\s+)?colors?(?:\s+around)?(?:\s+(?:to|into)\s+(?:their\s+)?opposites?)?|"
+        r"opposite\s+colors?|colors?\s+(?:reversed|flipped|swapped)": {},
+    }
 
     @classmethod
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
@@ -132,7 +142,8 @@ class Contrast(Operation):
     takes_strength = True
     phrases = {
         rf"{_MORE}\s+contrast|contrast\s+(?:up|higher|boost|boosted|increased)|(?:more\s+)?contrasty|punchier|punchy|"
-        rf"high\s+contrast|(?:deeper|richer)\s+blacks|more\s+contrast": {"direction": 1},
+        rf"high\s+contrast|(?:deeper|richer)\s+blacks|more\s+contrast|(?:more|extra|some|add)\s+punch|punch\s+up|"
+        rf"more\s+punch\s+with\s+(?:more|higher|increased|stronger|extra)\s+contrast": {"direction": 1},
         rf"{_LESS}\s+contrast|contrast\s+(?:down|lower|reduced|decreased)|low\s+contrast|flatter|flatten|"
         rf"washed\s+out|faded|fade|matte|softer\s+contrast": {"direction": -1},
     }
@@ -165,7 +176,9 @@ class Saturation(Operation):
     phrases = {
         rf"{_MORE}\s+(?:saturation|colors?|colorfulness|vibrance|vibrancy)|(?:more\s+)?(?:saturated|vivid|vibrant|colorful)(?:\s+colors?)?|"
         rf"saturate|oversaturate|colors?\s+(?:more\s+)?(?:pop|vivid|vibrant|saturated|colorful|intense|rich|richer|stronger|brighter|bolder|punchier|deeper)|"
-        rf"(?:richer|stronger|brighter|bolder|punchier|deeper|intense|rich|bright|bold|vivid)\s+colors?|pop|saturation\s+(?:up|higher|boost|increased)": {"direction": 1},
+        rf"(?:richer|stronger|brighter|bolder|punchier|deeper|intense|rich|bright|bold|vivid)\s+colors?|pop|saturation\s+(?:up|higher|boost|increased)|"
+        rf"(?:punch|juice|liven|perk|pep)\s+up\s+colors?|colors?\s+(?:to\s+)?(?:be\s+)?(?:more\s+)?(?:vibrant|vivid|saturated|intense|colorful)|"
+        rf"colors?\s+(?:stand\s+out|pop\s+(?:more|out))": {"direction": 1},
         rf"{_LESS}\s+(?:saturation|colors?|colorfulness|vibrance|vibrancy)|less\s+(?:saturated|vivid|vibrant|colorful|intense)|"
         rf"(?:mute|muted|dull|duller|subdued|desaturated?|undersaturated?|pastel)(?:\s+colors?)?|(?:softer|faded)\s+colors?|"
         rf"colors?\s+(?:less\s+(?:saturated|vivid|vibrant|intense|colorful)|muted|duller|more\s+muted|softer|subdued|faded)|"
@@ -195,9 +208,9 @@ class Warmth(Operation):
     takes_strength = True
     priority = 40
     phrases = {
-        rf"warmer|warm(?:\s+up)?|warmth|{_MORE}\s+(?:warmth|temperature)|(?:warm|golden|orange|amber|yellowish|orangey)\s+(?:tones?|tint|cast|look|glow|hue|feel|light)|"
+        rf"(?:warmer|warm(?:\s+up)?|warmth)(?:\s+(?:colors?|tones?))?|cozier|cosier|cozy|cosy|{_MORE}\s+(?:warmth|temperature)|(?:warm|golden|orange|amber|yellowish|orangey)\s+(?:tones?|tint|cast|look|glow|hue|feel|light)|"
         rf"more\s+(?:orange|yellow|golden|amber)|golden\s+hour|oranger|yellower|less\s+(?:cool|cold|blue)|sunnier|sunny": {"direction": 1},
-        rf"cooler|colder|cool\s+(?:down|off)|cold|bluer|bluish|{_LESS}\s+(?:warmth|temperature)|(?:cool|cold|icy|bluish)\s+(?:tones?|tint|cast|look|hue|feel|light)|"
+        rf"(?:cooler|colder|cool\s+(?:down|off)|cold|bluer|bluish)(?:\s+(?:colors?|tones?))?|{_LESS}\s+(?:warmth|temperature)|(?:cool|cold|icy|bluish)\s+(?:tones?|tint|cast|look|hue|feel|light)|"
         rf"more\s+(?:blue|cool|cold)|icy|wintry|less\s+(?:warm|yellow|orange)": {"direction": -1},
     }
 
@@ -253,6 +266,8 @@ class AutoEnhance(Operation):
     phrases = {
         r"auto(?:matic(?:ally)?)?\s*(?:(?:adjust|correct|fix|balance|set)\s+)?(?:levels?|contrast|tones?|colors?|exposure)|"
         r"auto(?:matic(?:ally)?)?\s*(?:enhance|enhanced|adjust|correct|fix)|enhance|improve|"
+        r"(?:fix|correct|adjust|balance|set|level|stretch|optimi[sz]e)\s+(?:levels?|tones?|tonal\s+range|histogram|exposure|contrast|white\s+balance)"
+        r"\s+auto(?:matic(?:ally)?)?|auto(?:matic)?\s+white\s+balance|one\s+click\s+(?:fix|enhance)|"
         r"equali[sz]e(?:\s+histogram)?|histogram\s+equali[sz]ation|normali[sz]e|(?:fix|correct)\s+(?:lighting|colors|exposure)|hdr(?:\s+look)?": {},
     }
 
