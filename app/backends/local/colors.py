@@ -98,6 +98,17 @@ def find_colors(text: str) -> list[tuple[int, int, int]]:
     return out
 
 
+def require_colors(text: str, example: str) -> list[tuple[int, int, int]]:
+    """:func:`find_colors`, or raise :class:`~.registry.NotUnderstood` saying
+    ``example`` (how to name the colour) when ``text`` names none."""
+    from .registry import NotUnderstood
+
+    colors = find_colors(text)
+    if not colors:
+        raise NotUnderstood(example)
+    return colors
+
+
 _REVERSE: dict[tuple[int, int, int], str] = {}
 for _name in sorted(ImageColor.colormap, key=lambda n: (len(n), n), reverse=True):
     if _name not in ("aqua", "fuchsia") and "grey" not in _name:

@@ -13,7 +13,7 @@ import numpy as np
 
 from app.backends.base import BackendDeclined
 
-from .colors import COLOR, color_name, find_colors
+from .colors import COLOR, color_name, find_colors, require_colors
 from .phrases import NUM
 
 from .picture import Picture
@@ -100,9 +100,7 @@ class Fill(Operation):
 
     @classmethod
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
-        colors = find_colors(phrase)
-        if not colors:
-            raise NotUnderstood("Name the background colour, e.g. 'a 800x600 image with a navy background'.")
+        colors = require_colors(phrase, "Name the background colour, e.g. 'a 800x600 image with a navy background'.")
         return {"color": colors[0]}
 
     @classmethod
@@ -135,9 +133,7 @@ class Gradient(Operation):
 
     @classmethod
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
-        colors = find_colors(phrase)
-        if not colors:
-            raise NotUnderstood("Name the gradient's colours, e.g. 'a vertical gradient from navy to white'.")
+        colors = require_colors(phrase, "Name the gradient's colours, e.g. 'a vertical gradient from navy to white'.")
         if len(colors) == 1:
             c = colors[0]
             colors = [tuple(round(v * 0.45) for v in c), tuple(round(v + (255 - v) * 0.45) for v in c)]

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..colors import COLOR, color_name, find_colors
+from ..colors import COLOR, color_name, require_colors
 from ..picture import Picture
 from ..registry import EDIT, ApplyContext, NotUnderstood, Operation, ParseContext, register
 
@@ -82,9 +82,7 @@ class FillColor(Operation):
 
     @classmethod
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
-        colors = find_colors(phrase)
-        if not colors:
-            raise NotUnderstood("Name the colour to fill with, e.g. 'fill this with white'.")
+        colors = require_colors(phrase, "Name the colour to fill with, e.g. 'fill this with white'.")
         return {"color": colors[-1]}
 
     @classmethod

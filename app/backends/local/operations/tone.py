@@ -7,9 +7,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..colors import COLOR, color_name, find_colors
+from ..colors import COLOR, color_name, require_colors
 from ..picture import Picture, luminance
-from ..registry import ApplyContext, NotUnderstood, Operation, ParseContext, register
+from ..registry import ApplyContext, Operation, ParseContext, register
 
 _MORE = r"(?:more|increase|increased|raise|boost|up|higher|add|enhance|stronger|crank\s+up|bump\s+up|pump\s+up|turn\s+up|push|amp\s+up|intensify|heighten|improve)"
 _LESS = r"(?:less|decrease|decreased|reduce|reduced|lower|lessen|turn\s+down|tone\s+down|cut|weaken|soften|drop|dial\s+down|dial\s+back|pull\s+back|minimize)"
@@ -238,9 +238,7 @@ class Tint(Operation):
 
     @classmethod
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
-        colors = find_colors(phrase)
-        if not colors:
-            raise NotUnderstood("Name the tint colour, e.g. 'give it a blue tint'.")
+        colors = require_colors(phrase, "Name the tint colour, e.g. 'give it a blue tint'.")
         params["color"] = colors[0]
         return params
 
