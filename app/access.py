@@ -20,7 +20,7 @@ from fastapi.responses import RedirectResponse, Response
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.rate_limit import TurnRateLimiter
+from app.rate_limit import RateLimiter
 
 ACCESS_COOKIE = "retouch_access"
 ACCESS_MAX_AGE = 30 * 24 * 3600
@@ -43,7 +43,7 @@ class AccessGate:
         self.password = password
         self.signer = TimestampSigner(secret_key, salt="retouch-access")
         self.secure = secure_cookies
-        self.attempts = TurnRateLimiter(LOGIN_ATTEMPTS)
+        self.attempts = RateLimiter(LOGIN_ATTEMPTS, "login attempts")
 
     def check_password(self, candidate: str) -> bool:
         return secrets.compare_digest(candidate.encode(), self.password.encode())

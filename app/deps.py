@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, UploadFile
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.rate_limit import TurnRateLimiter
+from app.rate_limit import RateLimiter
 from app.services import Limits, TurnOptions, Upload
 from app.storage import BlobStore
 from app.worker import TurnWorker
@@ -30,7 +30,7 @@ class AppContext:
     store: BlobStore
     worker: TurnWorker
     backend: str
-    turn_limiter: TurnRateLimiter
+    turn_limiter: RateLimiter
 
     @property
     def limits(self) -> Limits:

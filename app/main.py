@@ -18,7 +18,7 @@ from app.backends import default_backend_name, get_backend
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, migrate
 from app.deps import AppContext
-from app.rate_limit import TurnRateLimiter
+from app.rate_limit import RateLimiter
 from app.security import SecurityMiddleware, load_secret_key
 from app.services import InvalidInput, NotFound
 from app.storage import BlobStore
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Retouch", version="0.1.0", lifespan=lifespan,
                   description="Conversational, multi-turn image editing.")
     app.state.ctx = AppContext(settings=settings, sessions=sessions, store=store, worker=worker,
-                               backend=backend_name, turn_limiter=TurnRateLimiter(settings.turn_rate_limit))
+                               backend=backend_name, turn_limiter=RateLimiter(settings.turn_rate_limit, "turns"))
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(access.router)

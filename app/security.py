@@ -10,7 +10,9 @@
 """
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,14 +38,15 @@ def load_secret_key(configured: str | None, data_dir: Path) -> str:
     if path.is_file():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(32)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(key)
-    tmp.chmod(0o600)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key-")  # mode 0600
     try:
-        tmp.replace(path) if not path.exists() else tmp.unlink()
-    except OSError:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+        os.link(tmp, path)  # atomic create-if-absent: a concurrent first start keeps one key
+    except FileExistsError:
         pass
+    finally:
+        os.unlink(tmp)
     return path.read_text().strip()
 
 

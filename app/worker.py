@@ -287,14 +287,3 @@ class _TurnError(Exception):
         super().__init__(message)
         self.message = message
 
-
-def run_pending_now(sessions: sessionmaker, store: BlobStore) -> int:
-    """Run every queued turn synchronously in this thread (for scripts and
-    tests). Returns how many turns ran."""
-    worker = TurnWorker(sessions, store, workers=1)
-    count = 0
-    while (turn_id := worker.claim()) is not None:
-        worker.run_turn(turn_id)
-        count += 1
-    return count
-

@@ -65,8 +65,20 @@ def test_shared_links_stay_viewable_but_forking_needs_a_login(gated):
 
 
 def test_login_attempts_are_rate_limited(gated):
-    codes = [gated.post("/login", data={"password": f"guess{i}"}).status_code for i in range(12)]
-    assert codes[:10] == [403] * 10 and codes[10:] == [429, 429]
+    answers = [gated.post("/login", data={"password": f"guess{i}"}) for i in range(12)]
+    assert [r.status_code for r in answers[:10]] == [403] * 10
+    assert [r.status_code for r in answers[10:]] == [429, 429]
+    assert "login attempts too quickly" in answers[10].text and answers[10].headers["retry-after"]
+
+
+def test_generated_secret_key_is_kept_private_and_reused(tmp_path):
+    from app.security import load_secret_key
+
+    first = load_secret_key(None, tmp_path)
+    assert len(first) >= 40 and load_secret_key(None, tmp_path) == first
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]  # no temp file left
+    assert load_secret_key("configured", tmp_path) == "configured"
 
 
 def test_without_a_password_there_is_no_gate(tmp_path, sqlite_url, fake_backend):
