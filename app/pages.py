@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 
-from app import services
+from app import services, version_tree
 from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.schemas import Urls, share_link_url, utc
 
@@ -29,10 +29,19 @@ def is_htmx(request: Request) -> bool:
 
 
 def render(request: Request, name: str, context: dict, *, block: str | None = None, status: int = 200,
-           headers: dict | None = None) -> Response:
-    """Render ``name`` (only ``block`` of it for htmx requests)."""
-    headers = {"Vary": "HX-Request", "Cache-Control": "no-store", **(headers or {})}
-    kwargs = {"block_name": block} if block and is_htmx(request) else {}
+           headers: dict | None = None, blocks: tuple[str, ...] = ()) -> Response:
+    """Render template ``name``: the full page, or for htmx requests one
+    named block of it. The block is the one named like the request's
+    ``HX-Target`` element when that is in ``blocks``, else ``block``.
+    ``context["fragment"]`` tells templates which case applies."""
+    headers = {"Vary": "HX-Request, HX-Target", "Cache-Control": "no-store", **(headers or {})}
+    kwargs = {}
+    if is_htmx(request):
+        target = request.headers.get("hx-target", "")
+        chosen = target if target in blocks else block
+        if chosen:
+            kwargs = {"block_name": chosen}
+    context = {**context, "fragment": bool(kwargs)}
     return templates.TemplateResponse(request, name, context, status_code=status, headers=headers, **kwargs)
 
 
@@ -47,22 +56,46 @@ def error_page(request: Request, status: int, message: str, headers: dict | None
 
 
 def redirect(request: Request, url: str) -> Response:
+    """303 See Other to ``url`` (Post/Redirect/Get); for htmx an
+    ``HX-Redirect`` so the target page loads whole, not as a fragment."""
     if is_htmx(request):
-        # A full navigation: the target page must not be fetched as a fragment.
         return Response(status_code=204, headers={"HX-Redirect": url, "Vary": "HX-Request"})
     return RedirectResponse(url, status_code=303)
 
 
+def version_labels(thread) -> dict[int, str]:
+    """What made each version, for captions and alt text: the instruction
+    of the turn that produced it, or "uploaded photo"."""
+    turns = {t.id: t for t in thread.turns}
+    labels = {}
+    for v in thread.versions:
+        turn = turns.get(v.turn_id) if v.turn_id else None
+        if turn is None:
+            labels[v.number] = "earlier version" if v.parent else "first version"
+        elif turn.kind == "upload":
+            labels[v.number] = f"uploaded photo {turn.instruction}".strip() if turn.instruction else "uploaded photo"
+        else:
+            labels[v.number] = turn.instruction or "generated image"
+    return labels
+
+
 def thread_context(request: Request, ctx, thread, *, share_token: str | None = None) -> dict:
+    """Everything the thread templates need, for the owner (``share_token``
+    None) or for a share-link holder."""
     owner = share_token is None
     live = thread.live_share if owner else None
     return {
         "thread": thread,
         "urls": Urls(thread, share_token),
+        "base": f"/t/{thread.id}" if owner else f"/s/{share_token}",
         "owner": owner,
         "share_token": share_token,
         "share_url": share_link_url(str(request.base_url), live.token) if live else None,
         "backend": ctx.backend,
+        "head": thread.version(thread.head_version),
+        "lanes": version_tree.lanes(thread.versions),
+        "version_labels": version_labels(thread),
+        "selected": None,
         "turn_versions": {v.turn_id: v for v in thread.versions if v.turn_id},
     }
 
@@ -94,12 +127,35 @@ def create_thread(
     return redirect(request, f"/t/{thread.id}")
 
 
+THREAD_BLOCKS = ("content", "live")
+
+
 @router.get("/t/{thread_id}")
 def thread_page(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> Response:
+    """The thread: version tree, conversation and composer. htmx gets the
+    ``live`` block (polling) or the ``content`` block (navigation)."""
     thread = services.get_thread(session, owner, thread_id)
     context = thread_context(request, ctx, thread)
     context["threads"] = services.list_threads(session, owner)
-    return render(request, "thread.html", context, block="conversation")
+    return render(request, "thread.html", context, block="live", blocks=THREAD_BLOCKS)
+
+
+@router.get("/t/{thread_id}/versions/{number}")
+def version_page(thread_id: str, number: int, request: Request, ctx: ContextDep, session: SessionDep,
+                 owner: OwnerDep) -> Response:
+    """One version large, with Continue from here, Download and Compare."""
+    thread = services.get_thread(session, owner, thread_id)
+    return _version(request, ctx, thread_context(request, ctx, thread), number,
+                    threads=services.list_threads(session, owner))
+
+
+@router.get("/t/{thread_id}/compare")
+def compare_page(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep,
+                 before: int | None = None, after: int | None = None) -> Response:
+    """A before/after slider between two versions (default: the head and its parent)."""
+    thread = services.get_thread(session, owner, thread_id)
+    return _compare(request, thread_context(request, ctx, thread), before, after,
+                    threads=services.list_threads(session, owner))
 
 
 @router.post("/t/{thread_id}/turns", dependencies=[BodyLimit, TurnLimit])
@@ -140,20 +196,33 @@ def retry(thread_id: str, turn_id: str, request: Request, ctx: ContextDep, sessi
 @router.post("/t/{thread_id}/title")
 def rename(thread_id: str, request: Request, session: SessionDep, owner: OwnerDep,
            title: Annotated[str, Form()] = "") -> Response:
-    services.rename(session, owner, thread_id, title)
-    return redirect(request, f"/t/{thread_id}")
+    """Rename; htmx gets the sidebar back (out of band) so it shows the new title."""
+    thread = services.rename(session, owner, thread_id, title)
+    if not is_htmx(request):
+        return redirect(request, f"/t/{thread_id}")
+    context = {"threads": services.list_threads(session, owner), "thread": thread, "oob": True}
+    return templates.TemplateResponse(request, "_thread_list.html", context,
+                                      headers={"Vary": "HX-Request", "Cache-Control": "no-store"})
 
 
 @router.post("/t/{thread_id}/share")
-def share(thread_id: str, request: Request, session: SessionDep, owner: OwnerDep) -> Response:
+def share(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> Response:
     services.share(session, owner, thread_id)
-    return redirect(request, f"/t/{thread_id}#share")
+    return _share_panel(request, ctx, session, owner, thread_id)
 
 
 @router.post("/t/{thread_id}/share/revoke")
-def revoke(thread_id: str, request: Request, session: SessionDep, owner: OwnerDep) -> Response:
+def revoke(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> Response:
     services.revoke_share(session, owner, thread_id)
-    return redirect(request, f"/t/{thread_id}#share")
+    return _share_panel(request, ctx, session, owner, thread_id)
+
+
+def _share_panel(request: Request, ctx, session, owner: str, thread_id: str) -> Response:
+    if not is_htmx(request):
+        return redirect(request, f"/t/{thread_id}#share")
+    thread = services.get_thread(session, owner, thread_id)
+    session.refresh(thread)
+    return render(request, "thread.html", thread_context(request, ctx, thread), block="share_panel")
 
 
 def _after_change(request: Request, ctx, session, owner: str, thread_id: str) -> Response:
@@ -161,15 +230,57 @@ def _after_change(request: Request, ctx, session, owner: str, thread_id: str) ->
         return redirect(request, f"/t/{thread_id}")
     thread = services.get_thread(session, owner, thread_id)
     session.refresh(thread)
-    return render(request, "thread.html", thread_context(request, ctx, thread), block="conversation")
+    context = thread_context(request, ctx, thread)
+    context["threads"] = services.list_threads(session, owner)
+    return render(request, "thread.html", context, block="live", blocks=THREAD_BLOCKS)
+
+
+def _version(request: Request, ctx, context: dict, number: int, *, threads=None) -> Response:
+    thread = context["thread"]
+    version = services.get_version(thread, number)
+    turn = next((t for t in thread.turns if t.id == version.turn_id), None) if version.turn_id else None
+    context.update(version=version, selected=number, threads=threads or [],
+                   children=[v.number for v in thread.versions if v.parent == number],
+                   made_by=turn.backend if turn is not None and turn.kind in ("edit", "generate") else None)
+    headers = {} if context["owner"] else SHARED_HEADERS
+    return render(request, "version.html", context, block="content", headers=headers)
+
+
+def _compare(request: Request, context: dict, before: int | None, after: int | None, *, threads=None) -> Response:
+    thread = context["thread"]
+    if not thread.versions:
+        raise services.NotFound("This thread has no versions to compare yet.")
+    after_v = services.get_version(thread, after if after is not None else thread.head_version)
+    if before is None:
+        before = after_v.parent or thread.versions[0].number
+    before_v = services.get_version(thread, before)
+    context.update(before=before_v, after=after_v, threads=threads or [])
+    headers = {} if context["owner"] else SHARED_HEADERS
+    return render(request, "compare.html", context, block="content", headers=headers)
+
+
+SHARED_HEADERS = {"X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
 
 
 @router.get("/s/{token}")
 def shared_page(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
+    """The read-only shared thread, with a Fork button."""
     thread = services.get_shared_thread(session, token)
     context = thread_context(request, ctx, thread, share_token=token)
-    return render(request, "shared.html", context, block="conversation",
-                  headers={"X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"})
+    return render(request, "shared.html", context, block="live", blocks=THREAD_BLOCKS, headers=SHARED_HEADERS)
+
+
+@router.get("/s/{token}/versions/{number}")
+def shared_version_page(token: str, number: int, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
+    thread = services.get_shared_thread(session, token)
+    return _version(request, ctx, thread_context(request, ctx, thread, share_token=token), number)
+
+
+@router.get("/s/{token}/compare")
+def shared_compare_page(token: str, request: Request, ctx: ContextDep, session: SessionDep,
+                        before: int | None = None, after: int | None = None) -> Response:
+    thread = services.get_shared_thread(session, token)
+    return _compare(request, thread_context(request, ctx, thread, share_token=token), before, after)
 
 
 @router.post("/s/{token}/fork")

@@ -1,12 +1,21 @@
 // Retouch front-end glue. No inline scripts: the Content-Security-Policy forbids them.
+// Everything is wired by event delegation on document, so it keeps working after
+// htmx swaps parts of the page (the live conversation, the main column).
 (function () {
   "use strict";
+
+  var MAX_REFERENCES = 4; // app/services.py MAX_REFERENCES
+  var IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp"];
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
 
   function flash(text) {
     var el = document.getElementById("flash");
     if (el) el.textContent = text;
   }
 
+  // ------------------------------------------------------------ htmx errors
   // 4xx answers carry a readable message: swap them in (the server sets HX-Retarget
   // to the flash area for error fragments; a form answering 422 re-renders itself).
   document.addEventListener("htmx:beforeSwap", function (evt) {
@@ -23,47 +32,471 @@
     flash("The server cannot be reached. Check your connection and try again.");
   });
 
-  // Open the share panel after creating or revoking a link (/t/ID#share).
-  document.addEventListener("DOMContentLoaded", function () {
-    if (location.hash === "#share") {
-      var share = document.getElementById("share");
-      if (share) share.open = true;
-    }
-  });
+  var scrollToNewTurn = false;
 
-  // After a form succeeds: clear the flash, and the composer after a send.
+  // After a form succeeds: clear the flash; after a send, clear the composer.
   // (Polling requests leave the flash alone, so an error stays readable.)
   document.addEventListener("htmx:afterRequest", function (evt) {
     var elt = evt.detail.elt;
     if (!evt.detail.successful || evt.detail.xhr.status >= 400) return;
     if (!elt || elt.tagName !== "FORM") return;
     flash("");
-    if (elt && elt.id === "composer") elt.reset();
+    if (elt.id === "composer") {
+      elt.reset();
+      attached = [];
+      syncAttachments();
+      resetMask();
+      closeMaskEditor();
+      autogrow($("#instruction"));
+      scrollToNewTurn = true;
+    } else if (elt.id === "title-form") {
+      var input = $("#thread-title");
+      if (input) {
+        input.setAttribute("data-saved", input.value);
+        document.title = input.value + " · Retouch";
+      }
+    }
   });
 
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var target = evt.detail.target;
+    if (!target) return;
+    if (target.id === "live" || (target.closest && target.closest("#live"))) {
+      if (scrollToNewTurn) {
+        scrollToNewTurn = false;
+        var turns = $all("#conversation .turn");
+        if (turns.length) turns[turns.length - 1].scrollIntoView({ block: "end", behavior: "smooth" });
+      }
+    }
+    if (target.id === "content") {
+      // A navigation inside the app: start at the top, move focus to the new page.
+      window.scrollTo(0, 0);
+      target.focus({ preventScroll: true });
+      initCompare();
+    }
+    if (target.id === "share-panel" || (target.closest && target.closest("#share-panel"))) {
+      var first = $("#share-url") || $("#share-create");
+      if (first) first.focus();
+    }
+    tick();
+  });
+
+  // ------------------------------------------------------------ composer
   // Enter sends, Shift+Enter adds a line.
   document.addEventListener("keydown", function (evt) {
     var t = evt.target;
     if (t && t.id === "instruction" && evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
       evt.preventDefault();
       if (t.value.trim()) t.form.requestSubmit();
+      else flash("Type what to change first.");
+    }
+    if (t && t.id === "thread-title" && evt.key === "Escape") {
+      t.value = t.getAttribute("data-saved") || t.defaultValue;
+      t.blur();
+    }
+    if (evt.key === "Escape" && !$("#mask-editor[hidden]") && $("#mask-editor")) {
+      if (!document.querySelector("dialog[open]")) closeMaskEditor();
     }
   });
 
-  // Elapsed time on pending turns.
-  function tick() {
-    var now = Date.now();
-    document.querySelectorAll(".elapsed[data-since]").forEach(function (el) {
-      var since = Date.parse(el.getAttribute("data-since"));
-      if (!isNaN(since)) el.textContent = Math.max(0, Math.round((now - since) / 1000)) + " s";
+  function autogrow(el) {
+    if (!el) return;
+    el.style.height = "auto";
+    el.style.height = Math.min(el.scrollHeight + 2, 240) + "px";
+  }
+  document.addEventListener("input", function (evt) {
+    if (evt.target && evt.target.id === "instruction") autogrow(evt.target);
+    if (evt.target && evt.target.id === "compare-range") setSplit(evt.target);
+    if (evt.target && evt.target.id === "brush-size") showBrush(null);
+  });
+
+  // ------------------------------------------------------------ attachments
+  // Reference images: chosen with the attach button, pasted, or dropped. The list
+  // lives here and is copied into the form's file input, so the form posts them.
+  var attached = [];
+
+  function isImage(file) { return file && IMAGE_TYPES.indexOf(file.type) >= 0; }
+
+  function syncAttachments() {
+    var input = $("#attach-input");
+    var list = $("#attachments");
+    if (!input || !list) return;
+    var dt = new DataTransfer();
+    attached.forEach(function (f) { dt.items.add(f); });
+    input.files = dt.files;
+    $all("img", list).forEach(function (img) { URL.revokeObjectURL(img.src); });
+    list.textContent = "";
+    attached.forEach(function (f, i) {
+      var li = document.createElement("li");
+      li.className = "chip";
+      var img = document.createElement("img");
+      img.src = URL.createObjectURL(f);
+      img.alt = "";
+      img.width = 28;
+      img.height = 28;
+      var name = document.createElement("span");
+      name.textContent = f.name || "pasted image";
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "chip-remove";
+      remove.setAttribute("data-remove", String(i));
+      remove.setAttribute("aria-label", "Remove " + (f.name || "pasted image"));
+      remove.textContent = "×";
+      li.appendChild(img);
+      li.appendChild(name);
+      li.appendChild(remove);
+      list.appendChild(li);
     });
   }
-  setInterval(tick, 1000);
-  document.addEventListener("htmx:afterSettle", tick);
-  document.addEventListener("DOMContentLoaded", tick);
+
+  function addAttachments(files) {
+    var images = files.filter(isImage);
+    if (images.length < files.length) flash("Only JPEG, PNG and WebP images can be attached.");
+    images.forEach(function (f) {
+      if (attached.length < MAX_REFERENCES) attached.push(f);
+      else flash("You can attach up to " + MAX_REFERENCES + " reference images to one turn.");
+    });
+    syncAttachments();
+  }
+
+  // On the new-thread form, a pasted or dropped image becomes the photo.
+  function setPhoto(file) {
+    var input = $("#image");
+    if (!input) return false;
+    if (!isImage(file)) { flash("That file is not a JPEG, PNG or WebP image."); return true; }
+    var dt = new DataTransfer();
+    dt.items.add(file);
+    input.files = dt.files;
+    showPhotoPreview(input);
+    return true;
+  }
+
+  function showPhotoPreview(input) {
+    var preview = $("#image-preview");
+    if (!preview) return;
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    var file = input.files && input.files[0];
+    if (file && isImage(file)) {
+      preview.src = URL.createObjectURL(file);
+      preview.alt = "Preview of " + (file.name || "the pasted image");
+      preview.hidden = false;
+    } else {
+      preview.hidden = true;
+      preview.removeAttribute("src");
+    }
+  }
+
+  function takeFiles(files) {
+    if (!files.length) return false;
+    if ($("#image")) return setPhoto(files[0]);
+    if ($("#composer")) { addAttachments(files); return true; }
+    return false;
+  }
+
+  document.addEventListener("change", function (evt) {
+    var t = evt.target;
+    if (t && t.id === "attach-input") {
+      var chosen = Array.prototype.slice.call(t.files);
+      addAttachments(chosen);
+    } else if (t && t.id === "image") {
+      showPhotoPreview(t);
+    }
+  });
+
+  document.addEventListener("paste", function (evt) {
+    var files = Array.prototype.slice.call((evt.clipboardData && evt.clipboardData.files) || []);
+    if (files.length && takeFiles(files)) evt.preventDefault();
+  });
+
+  function hasFiles(evt) {
+    return evt.dataTransfer && Array.prototype.indexOf.call(evt.dataTransfer.types, "Files") >= 0;
+  }
+  document.addEventListener("dragover", function (evt) {
+    if (!hasFiles(evt) || !($("#image") || $("#composer"))) return;
+    evt.preventDefault();
+    document.body.classList.add("dragging");
+  });
+  document.addEventListener("dragleave", function (evt) {
+    if (evt.relatedTarget === null) document.body.classList.remove("dragging");
+  });
+  document.addEventListener("drop", function (evt) {
+    document.body.classList.remove("dragging");
+    if (!hasFiles(evt)) return;
+    evt.preventDefault();
+    takeFiles(Array.prototype.slice.call(evt.dataTransfer.files));
+  });
+
+  // ------------------------------------------------------------ mask editor
+  // Strokes are kept as data so undo can redraw. The overlay canvas has the image's
+  // own pixel size; the mask sent is a PNG of that size, white = edit, black = keep
+  // (the JSON API's convention, app/imaging.py decode_mask).
+  var strokes = [];
+  var drawing = null;
+
+  function maskParts() {
+    return { editor: $("#mask-editor"), canvas: $("#mask-canvas"), img: $("#mask-image"),
+             toggle: $("#mask-toggle"), eraser: $("#mask-eraser"), size: $("#brush-size") };
+  }
+
+  function openMaskEditor() {
+    var m = maskParts();
+    if (!m.editor) return;
+    var head = $("#version-tree .version-node.is-head");
+    if (head) {
+      var w = head.getAttribute("data-width"), h = head.getAttribute("data-height");
+      var src = head.getAttribute("data-image");
+      if (m.img.getAttribute("src") !== src) {
+        m.img.src = src;
+        m.img.width = +w;
+        m.img.height = +h;
+      }
+      if (m.canvas.width !== +w || m.canvas.height !== +h) {
+        m.canvas.width = +w;
+        m.canvas.height = +h;
+        resetMask();
+      }
+    }
+    m.editor.hidden = false;
+    m.toggle.setAttribute("aria-pressed", "true");
+    m.editor.scrollIntoView({ block: "nearest" });
+  }
+
+  function closeMaskEditor() {
+    var m = maskParts();
+    if (!m.editor) return;
+    m.editor.hidden = true;
+    if (m.toggle) m.toggle.setAttribute("aria-pressed", "false");
+  }
+
+  function resetMask() {
+    strokes = [];
+    drawing = null;
+    redraw();
+    updateMaskInput();
+  }
+
+  function drawStroke(ctx, s, paint, erase) {
+    ctx.save();
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.lineWidth = s.width;
+    if (erase === null && s.erase) {
+      ctx.globalCompositeOperation = "destination-out";
+      ctx.strokeStyle = "#000";
+      ctx.fillStyle = "#000";
+    } else {
+      ctx.strokeStyle = s.erase ? erase : paint;
+      ctx.fillStyle = ctx.strokeStyle;
+    }
+    var p = s.points;
+    if (p.length === 1) {
+      ctx.beginPath();
+      ctx.arc(p[0][0], p[0][1], s.width / 2, 0, Math.PI * 2);
+      ctx.fill();
+    } else {
+      ctx.beginPath();
+      ctx.moveTo(p[0][0], p[0][1]);
+      for (var i = 1; i < p.length; i++) ctx.lineTo(p[i][0], p[i][1]);
+      ctx.stroke();
+    }
+    ctx.restore();
+  }
+
+  var OVERLAY = "rgb(255, 45, 85)";
+
+  function redraw() {
+    var c = $("#mask-canvas");
+    if (!c) return;
+    var ctx = c.getContext("2d");
+    ctx.clearRect(0, 0, c.width, c.height);
+    strokes.forEach(function (s) { drawStroke(ctx, s, OVERLAY, null); });
+  }
+
+  // Render the mask PNG and put it in the form's file input (or empty it).
+  function updateMaskInput() {
+    var input = $("#mask"), c = $("#mask-canvas"), status = $("#mask-status");
+    if (!input || !c) return;
+    var dt = new DataTransfer();
+    var painted = false;
+    if (strokes.some(function (s) { return !s.erase; })) {
+      var out = document.createElement("canvas");
+      out.width = c.width;
+      out.height = c.height;
+      var ctx = out.getContext("2d");
+      ctx.fillStyle = "#000";
+      ctx.fillRect(0, 0, out.width, out.height);
+      strokes.forEach(function (s) { drawStroke(ctx, s, "#fff", "#000"); });
+      var data = ctx.getImageData(0, 0, out.width, out.height).data;
+      for (var i = 0; i < data.length; i += 4) { if (data[i] > 0) { painted = true; break; } }
+      if (painted) {
+        var url = out.toDataURL("image/png");
+        var bin = atob(url.slice(url.indexOf(",") + 1));
+        var bytes = new Uint8Array(bin.length);
+        for (var j = 0; j < bin.length; j++) bytes[j] = bin.charCodeAt(j);
+        dt.items.add(new File([bytes], "mask.png", { type: "image/png" }));
+      }
+    }
+    input.files = dt.files;
+    if (status) status.hidden = !painted;
+  }
+
+  function canvasPoint(c, evt) {
+    var r = c.getBoundingClientRect();
+    return [(evt.clientX - r.left) * c.width / r.width, (evt.clientY - r.top) * c.height / r.height];
+  }
+
+  function brushWidth(c) {
+    var size = +($("#brush-size") || { value: 40 }).value;
+    var r = c.getBoundingClientRect();
+    return Math.max(1, size * c.width / Math.max(1, r.width));
+  }
+
+  document.addEventListener("pointerdown", function (evt) {
+    var c = evt.target;
+    if (!c || c.id !== "mask-canvas" || evt.button !== 0) return;
+    evt.preventDefault();
+    c.setPointerCapture(evt.pointerId);
+    var eraser = $("#mask-eraser");
+    drawing = { erase: !!eraser && eraser.getAttribute("aria-pressed") === "true",
+                width: brushWidth(c), points: [canvasPoint(c, evt)] };
+    strokes.push(drawing);
+    redraw();
+  });
+  document.addEventListener("pointermove", function (evt) {
+    var c = evt.target;
+    if (c && c.id === "mask-canvas") showBrush(evt);
+    if (!drawing || !c || c.id !== "mask-canvas") return;
+    drawing.points.push(canvasPoint(c, evt));
+    redraw();
+  });
+  function endStroke() {
+    if (!drawing) return;
+    drawing = null;
+    updateMaskInput();
+  }
+  document.addEventListener("pointerup", endStroke);
+  document.addEventListener("pointercancel", endStroke);
+
+  // A ring that shows the brush size under the pointer.
+  function showBrush(evt) {
+    var c = $("#mask-canvas"), ring = $("#brush-ring");
+    if (!c) return;
+    if (!ring) {
+      ring = document.createElement("span");
+      ring.id = "brush-ring";
+      ring.className = "brush-ring";
+      ring.setAttribute("aria-hidden", "true");
+      c.parentNode.appendChild(ring);
+    }
+    var size = +($("#brush-size") || { value: 40 }).value;
+    ring.style.width = size + "px";
+    ring.style.height = size + "px";
+    if (evt) {
+      var r = c.getBoundingClientRect();
+      ring.style.left = (evt.clientX - r.left) + "px";
+      ring.style.top = (evt.clientY - r.top) + "px";
+      ring.hidden = false;
+    }
+  }
+  document.addEventListener("pointerout", function (evt) {
+    if (evt.target && evt.target.id === "mask-canvas") { var ring = $("#brush-ring"); if (ring) ring.hidden = true; }
+  });
+
+  // ------------------------------------------------------------ clicks
+  document.addEventListener("click", function (evt) {
+    var t = evt.target.closest ? evt.target.closest("button, [data-remove]") : null;
+    var dialog;
+    if (evt.target && evt.target.tagName === "DIALOG") {
+      // A click on the backdrop closes the dialog.
+      var r = evt.target.getBoundingClientRect();
+      if (evt.clientX < r.left || evt.clientX > r.right || evt.clientY < r.top || evt.clientY > r.bottom) evt.target.close();
+      return;
+    }
+    if (!t) return;
+    switch (t.id) {
+      case "attach": $("#attach-input").click(); return;
+      case "mask-toggle":
+        if ($("#mask-editor").hidden) openMaskEditor(); else closeMaskEditor();
+        return;
+      case "mask-edit": openMaskEditor(); return;
+      case "mask-done": closeMaskEditor(); var ins = $("#instruction"); if (ins) ins.focus(); return;
+      case "mask-eraser":
+        t.setAttribute("aria-pressed", t.getAttribute("aria-pressed") === "true" ? "false" : "true");
+        return;
+      case "mask-undo": strokes.pop(); redraw(); updateMaskInput(); return;
+      case "mask-clear": case "mask-remove": resetMask(); return;
+      case "share-open":
+        dialog = $("#share-dialog");
+        if (dialog && !dialog.open) dialog.showModal();
+        return;
+      case "share-close": dialog = $("#share-dialog"); if (dialog) dialog.close(); return;
+      case "share-copy": copyShareLink(); return;
+    }
+    if (t.hasAttribute("data-remove")) {
+      attached.splice(+t.getAttribute("data-remove"), 1);
+      syncAttachments();
+    }
+  });
+
+  function copyShareLink() {
+    var input = $("#share-url"), status = $("#share-status");
+    if (!input) return;
+    function done(ok) {
+      if (status) status.textContent = ok ? "Copied" : "Press Ctrl+C (⌘C) to copy the selected link.";
+    }
+    function fallback() {
+      input.focus();
+      input.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      done(ok);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(input.value).then(function () { done(true); }, fallback);
+    } else {
+      fallback();
+    }
+  }
 
   // Select the share link on focus, for easy copying.
   document.addEventListener("focusin", function (evt) {
-    if (evt.target && evt.target.classList && evt.target.classList.contains("share-url")) evt.target.select();
+    if (evt.target && evt.target.id === "share-url") evt.target.select();
+  });
+
+  // ------------------------------------------------------------ compare slider
+  function setSplit(range) {
+    var slider = range.closest(".compare-slider");
+    if (slider) slider.style.setProperty("--split", range.value + "%");
+  }
+  function initCompare() {
+    $all("#compare-range").forEach(setSplit);
+  }
+
+  // ------------------------------------------------------------ elapsed time
+  function tick() {
+    var now = Date.now();
+    $all(".elapsed[data-since]").forEach(function (el) {
+      var since = Date.parse(el.getAttribute("data-since"));
+      if (isNaN(since)) return;
+      var s = Math.max(0, Math.round((now - since) / 1000));
+      el.textContent = s < 60 ? s + " s" : Math.floor(s / 60) + " min " + (s % 60) + " s";
+    });
+  }
+  setInterval(tick, 1000);
+
+  document.addEventListener("DOMContentLoaded", function () {
+    tick();
+    // A thread opens at its newest turn, as chat apps do.
+    var turns = $all("#conversation .turn");
+    if (turns.length > 1 && !location.hash) turns[turns.length - 1].scrollIntoView({ block: "end" });
+    initCompare();
+    autogrow($("#instruction"));
+    var title = $("#thread-title");
+    if (title) title.setAttribute("data-saved", title.value);
+    // Open the share dialog after creating or revoking a link without htmx (/t/ID#share).
+    if (location.hash === "#share") {
+      var dialog = $("#share-dialog");
+      if (dialog && !dialog.open) dialog.showModal();
+    }
   });
 })();

@@ -26,7 +26,7 @@ def start(client, **form) -> str:
 
 def test_home_page_has_the_new_thread_form_and_no_inline_script(client):
     r = client.get("/")
-    assert r.status_code == 200 and r.headers["vary"] == "HX-Request"
+    assert r.status_code == 200 and "HX-Request" in r.headers["vary"]
     assert 'action="/threads"' in r.text and 'type="file"' in r.text
     assert "<script>" not in r.text and "script-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff"
@@ -44,10 +44,17 @@ def test_photo_upload_flow_and_polling(client, fake_backend):
     fake_backend.gate.set()
     wait_for_thread(client, tid)
     frag = client.get(f"/t/{tid}", headers=HX)
-    assert frag.text.lstrip().startswith('<section id="conversation"') and "<html" not in frag.text
+    assert frag.text.lstrip().startswith('<div id="live"') and "<html" not in frag.text
+    assert '<section id="conversation"' in frag.text and 'id="version-tree"' in frag.text
+    # the sidebar comes along out of band, so its thumbnail shows the new head
+    assert 'id="thread-list" class="thread-list" aria-label="Your threads" hx-swap-oob="true"' in frag.text
+    assert f"/api/v1/threads/{tid}/versions/2/image?size=thumb" in frag.text
     assert 'hx-trigger="every 1s"' not in frag.text  # done: polling stops
     assert "Version 2" in frag.text and 'alt="Version 2: slow invert"' in frag.text
-    assert frag.headers["vary"] == "HX-Request"
+    assert "HX-Request" in frag.headers["vary"]
+    # navigation (hx-target="#content") gets the whole main column, with its <title>
+    nav = client.get(f"/t/{tid}", headers={**HX, "HX-Target": "content"})
+    assert nav.text.lstrip().startswith("<title>Cat · Retouch</title>") and 'id="composer"' in nav.text
 
 
 def test_send_revert_and_branch_through_forms(client):
@@ -56,13 +63,14 @@ def test_send_revert_and_branch_through_forms(client):
     assert r.status_code == 303 and r.headers["location"] == f"/t/{tid}"
     wait_for_thread(client, tid)
     r = client.post(f"/t/{tid}/revert", data={"version": "1"}, headers=HX)
-    assert r.status_code == 200 and "Reverted to version 1" in r.text
+    assert r.status_code == 200 and "Continued from version 1" in r.text
     r = client.post(f"/t/{tid}/turns", data={"instruction": "invert from one"}, headers=HX)
     assert r.status_code == 200 and "invert from one" in r.text
     thread = wait_for_thread(client, tid)
     assert thread["versions"][-1]["parent"] == 1
     page = client.get(f"/t/{tid}").text
-    assert "v3 ← v1" in page
+    # the version tree shows the branch: a second lane starting from version 1
+    assert page.count('<ol class="lane"') == 2 and 'data-from="1"' in page
 
 
 def test_form_errors_are_readable_and_keep_input(client):
