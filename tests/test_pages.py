@@ -139,3 +139,72 @@ def test_static_assets_are_vendored(client):
     r = client.get("/static/vendor/htmx/htmx-2.0.11.min.js")
     assert r.status_code == 200 and "htmx" in r.text[:2000]
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_version_viewer_and_compare_pages(client):
+    tid = start(client, prompt="invert it", title="Cat photo")
+    wait_for_thread(client, tid)
+    viewer = client.get(f"/t/{tid}/versions/1")
+    assert viewer.status_code == 200 and '<section id="viewer"' in viewer.text
+    assert 'id="continue-here"' in viewer.text  # version 1 is not the head
+    assert f'href="/api/v1/threads/{tid}/versions/1/image?download=1"' in viewer.text
+    assert f'href="/t/{tid}/compare?before=1&amp;after=2"' in viewer.text
+    head = client.get(f"/t/{tid}/versions/2")
+    assert 'id="continue-here"' not in head.text and "Compare with version 1" in head.text
+    assert 'alt="Version 2: invert it"' in head.text
+    # htmx navigation gets the main column, starting with the new <title>
+    frag = client.get(f"/t/{tid}/versions/2", headers={**HX, "HX-Target": "content"})
+    assert frag.text.lstrip().startswith("<title>Version 2 · Cat photo · Retouch</title>") and "<html" not in frag.text
+    compare = client.get(f"/t/{tid}/compare")  # defaults: the head and its parent
+    assert compare.status_code == 200
+    assert re.search(r'<img class="compare-after" src="[^"]+/versions/2/image"', compare.text)
+    assert re.search(r'<img class="compare-before" src="[^"]+/versions/1/image"', compare.text)
+    assert client.get(f"/t/{tid}/compare?before=1&after=9").status_code == 404
+    assert client.get(f"/t/{tid}/compare?before=x").status_code == 422
+    assert client.get(f"/t/{tid}/versions/9").status_code == 404
+    with another_owner(client, follow_redirects=False) as stranger:
+        assert stranger.get(f"/t/{tid}/versions/1").status_code == 404
+        assert stranger.get(f"/t/{tid}/compare").status_code == 404
+
+
+def test_shared_viewer_and_compare_are_read_only(client):
+    tid = start(client, prompt="invert it")
+    wait_for_thread(client, tid)
+    client.post(f"/t/{tid}/share")
+    token = re.search(r'value="http://testserver/s/([^"]+)"', client.get(f"/t/{tid}").text).group(1)
+    with another_owner(client, follow_redirects=False) as visitor:
+        viewer = visitor.get(f"/s/{token}/versions/1")
+        assert viewer.status_code == 200 and viewer.headers["x-robots-tag"] == "noindex"
+        assert 'id="continue-here"' not in viewer.text and f"/api/v1/shared/{token}/versions/1/image" in viewer.text
+        compare = visitor.get(f"/s/{token}/compare?before=1&after=2")
+        assert compare.status_code == 200 and compare.headers["referrer-policy"] == "no-referrer"
+        client.post(f"/t/{tid}/share/revoke")
+        assert visitor.get(f"/s/{token}/versions/1").status_code == 404
+        assert visitor.get(f"/s/{token}/compare").status_code == 404
+
+
+def test_htmx_share_dialog_and_inline_rename(client):
+    tid = start(client)
+    r = client.post(f"/t/{tid}/share", headers={**HX, "HX-Target": "share-panel"})
+    assert r.status_code == 200 and r.text.lstrip().startswith('<div id="share-panel"')
+    assert 'id="share-url"' in r.text and 'id="share-revoke"' in r.text
+    r = client.post(f"/t/{tid}/share/revoke", headers=HX)
+    assert 'id="share-create"' in r.text and 'id="share-url"' not in r.text
+    r = client.post(f"/t/{tid}/title", data={"title": "Renamed inline"}, headers=HX)
+    assert r.status_code == 200 and 'hx-swap-oob="true"' in r.text and "Renamed inline" in r.text
+    r = client.post(f"/t/{tid}/title", data={"title": "  "}, headers=HX)
+    assert r.status_code == 422 and r.headers["hx-retarget"] == "#flash"
+
+
+def test_version_tree_lanes_show_branches(client):
+    tid = start(client, prompt="invert it")
+    wait_for_thread(client, tid)
+    client.post(f"/t/{tid}/revert", data={"version": "1"})
+    client.post(f"/t/{tid}/turns", data={"instruction": "invert again"})
+    wait_for_thread(client, tid)
+    page = client.get(f"/t/{tid}").text
+    lanes = re.findall(r'<ol class="lane"[^>]*>(.*?)</ol>', page, re.S)
+    assert len(lanes) == 2
+    assert re.findall(r'data-version="(\d+)"', lanes[0]) == ["1", "2"]
+    assert re.findall(r'data-version="(\d+)"', lanes[1]) == ["3"] and 'data-from="1"' in page
+    assert re.search(r'class="version-node is-head"\s+data-version="3"', page)
