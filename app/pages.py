@@ -73,7 +73,7 @@ def version_labels(thread) -> dict[int, str]:
         if turn is None:
             labels[v.number] = "earlier version" if v.parent else "first version"
         elif turn.kind == "upload":
-            labels[v.number] = f"uploaded photo {turn.instruction}".strip() if turn.instruction else "uploaded photo"
+            labels[v.number] = f"uploaded photo ({turn.instruction})" if turn.instruction else "uploaded photo"
         else:
             labels[v.number] = turn.instruction or "generated image"
     return labels

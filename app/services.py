@@ -130,7 +130,9 @@ def get_version(thread: Thread, number: int) -> Version:
 
 
 def _clean_instruction(text: str | None, *, required: bool) -> str:
-    text = (text or "").strip()
+    # Browsers submit a textarea's line breaks as CRLF (HTML Living Standard,
+    # "textarea wrapping transformation"); store plain "\n".
+    text = (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
         if required:
             raise InvalidInput("Write an instruction: what should change?")

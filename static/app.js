@@ -34,6 +34,26 @@
 
   var scrollToNewTurn = false;
 
+  // The pending bubble appears as soon as a turn is sent (before the upload ends);
+  // the server's answer replaces it with the real, polled one.
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var form = evt.detail.elt;
+    if (!form || form.id !== "composer") return;
+    var list = $("#conversation .turns"), text = $("#instruction");
+    if (!list || !text || !text.value.trim()) return;
+    var li = document.createElement("li");
+    li.className = "turn sending";
+    li.innerHTML = '<div class="bubble user"><p class="instruction"></p></div>' +
+      '<div class="bubble assistant"><p class="pending"><span class="spinner" aria-hidden="true"></span><span>Sending…</span></p></div>';
+    li.querySelector(".instruction").textContent = text.value;
+    list.appendChild(li);
+    li.scrollIntoView({ block: "end" });
+  });
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var form = evt.detail.elt;
+    if (form && form.id === "composer") $all("#conversation .turn.sending").forEach(function (el) { el.remove(); });
+  });
+
   // After a form succeeds: clear the flash; after a send, clear the composer.
   // (Polling requests leave the flash alone, so an error stays readable.)
   document.addEventListener("htmx:afterRequest", function (evt) {
@@ -74,6 +94,7 @@
       target.focus({ preventScroll: true });
       initCompare();
     }
+    revealTreeNode();
     if (target.id === "share-panel" || (target.closest && target.closest("#share-panel"))) {
       var first = $("#share-url") || $("#share-create");
       if (first) first.focus();
@@ -258,7 +279,9 @@
     }
     m.editor.hidden = false;
     m.toggle.setAttribute("aria-pressed", "true");
-    m.editor.scrollIntoView({ block: "nearest" });
+    // Show the painter and the composer under it together.
+    var composer = $("#composer");
+    (composer || m.editor).scrollIntoView({ block: "end" });
   }
 
   function closeMaskEditor() {
@@ -472,6 +495,27 @@
     $all("#compare-range").forEach(setSplit);
   }
 
+  // Keep the head (or the open version) in view in a long version tree.
+  var revealed = "", treeScroll = 0;
+  document.addEventListener("scroll", function (evt) {
+    if (evt.target && evt.target.classList && evt.target.classList.contains("lanes")) treeScroll = evt.target.scrollLeft;
+  }, true);
+  function revealTreeNode() {
+    var lanes = $("#version-tree .lanes");
+    var node = $("#version-tree .is-selected") || $("#version-tree .is-head");
+    if (!lanes || !node) return;
+    var key = location.pathname + "#" + node.getAttribute("data-version");
+    if (key === revealed) {
+      // A poll replaced the tree: keep where the person had scrolled it.
+      lanes.scrollLeft = treeScroll;
+      return;
+    }
+    revealed = key;
+    if (lanes.scrollWidth <= lanes.clientWidth) return;
+    var left = node.getBoundingClientRect().left - lanes.getBoundingClientRect().left + lanes.scrollLeft;
+    lanes.scrollLeft = treeScroll = Math.max(0, left - lanes.clientWidth / 2);
+  }
+
   // ------------------------------------------------------------ elapsed time
   function tick() {
     var now = Date.now();
@@ -486,9 +530,10 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     tick();
+    revealTreeNode();
     // A thread opens at its newest turn, as chat apps do.
     var turns = $all("#conversation .turn");
-    if (turns.length > 1 && !location.hash) turns[turns.length - 1].scrollIntoView({ block: "end" });
+    if (turns.length > 1 && !location.hash && $("#composer")) turns[turns.length - 1].scrollIntoView({ block: "end" });
     initCompare();
     autogrow($("#instruction"));
     var title = $("#thread-title");

@@ -208,3 +208,10 @@ def test_version_tree_lanes_show_branches(client):
     assert re.findall(r'data-version="(\d+)"', lanes[0]) == ["1", "2"]
     assert re.findall(r'data-version="(\d+)"', lanes[1]) == ["3"] and 'data-from="1"' in page
     assert re.search(r'class="version-node is-head"\s+data-version="3"', page)
+
+
+def test_textarea_line_breaks_are_stored_as_newlines(client):
+    tid = start(client)
+    client.post(f"/t/{tid}/turns", data={"instruction": "make it sepia\r\nand flip it"})
+    thread = wait_for_thread(client, tid)
+    assert thread["turns"][-1]["instruction"] == "make it sepia\nand flip it"
