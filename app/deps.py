@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request, UploadFile
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.events import ThreadEvents
 from app.rate_limit import RateLimiter
 from app.services import Limits, TurnOptions, Upload
 from app.storage import BlobStore
@@ -23,12 +24,13 @@ MAX_FILES_PER_REQUEST = 6
 @dataclass
 class AppContext:
     """What the running app holds: settings, the session factory, the blob
-    store, the worker and the backend new turns use."""
+    store, the worker, the thread-change events and the backend new turns use."""
 
     settings: Settings
     sessions: sessionmaker
     store: BlobStore
     worker: TurnWorker
+    events: ThreadEvents
     backend: str
     turn_limiter: RateLimiter
 

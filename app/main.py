@@ -22,6 +22,7 @@ from app.rate_limit import RateLimiter
 from app.security import SecurityMiddleware, load_secret_key
 from app.services import InvalidInput, NotFound
 from app.storage import BlobStore
+from app.events import ThreadEvents
 from app.worker import TurnWorker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,11 +39,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.sqlalchemy_url)
     sessions = make_sessionmaker(engine)
     store = BlobStore(settings.blob_dir)
-    worker = TurnWorker(sessions, store, workers=settings.workers)
+    events = ThreadEvents()
+    worker = TurnWorker(sessions, store, workers=settings.workers, on_change=events.publish)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await run_in_threadpool(migrate, settings.sqlalchemy_url)
+        events.start()
         await worker.start()
         log.info("Retouch is serving with the %s backend; data in %s", backend_name, settings.data_dir.resolve())
         try:
@@ -54,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Retouch", version="0.1.0", lifespan=lifespan,
                   description="Conversational, multi-turn image editing.")
     app.state.ctx = AppContext(settings=settings, sessions=sessions, store=store, worker=worker,
-                               backend=backend_name, turn_limiter=RateLimiter(settings.turn_rate_limit, "turns"))
+                               events=events, backend=backend_name, turn_limiter=RateLimiter(settings.turn_rate_limit, "turns"))
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(access.router)

@@ -7,12 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
+from sse_starlette import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
 
 from app import services, version_tree
 from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
+from app.events import PING_SECONDS, changes
 from app.schemas import Urls, share_link_url, utc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,6 +285,41 @@ def shared_compare_page(token: str, request: Request, ctx: ContextDep, session: 
                         before: int | None = None, after: int | None = None) -> Response:
     thread = services.get_shared_thread(session, token)
     return _compare(request, thread_context(request, ctx, thread, share_token=token), before, after)
+
+
+def _owned_thread_id(ctx, owner: str, thread_id: str) -> str:
+    with ctx.sessions() as session:
+        return services.get_thread(session, owner, thread_id).id
+
+
+def _shared_thread_id(ctx, token: str) -> str:
+    with ctx.sessions() as session:
+        return services.get_shared_thread(session, token).id
+
+
+def _event_stream(ctx, thread_id: str, headers: dict | None = None) -> EventSourceResponse:
+    """Server-sent events (WHATWG HTML §9.2): ``ready`` once connected, then
+    ``changed`` whenever the thread changes; a ping comment every
+    ``PING_SECONDS`` seconds keeps proxies from closing the stream."""
+    shutdown = anyio.Event()  # sse-starlette sets it when the server stops; the stream then ends cleanly
+    return EventSourceResponse(changes(ctx.events, thread_id, shutdown), ping=PING_SECONDS,
+                               shutdown_event=shutdown, shutdown_grace_period=2,
+                               headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+@router.get("/t/{thread_id}/events")
+async def thread_events(thread_id: str, ctx: ContextDep, owner: OwnerDep) -> EventSourceResponse:
+    """Live updates for an open thread page (404 for threads the caller
+    does not own). The session is closed before the stream starts."""
+    await run_in_threadpool(_owned_thread_id, ctx, owner, thread_id)
+    return _event_stream(ctx, thread_id)
+
+
+@router.get("/s/{token}/events")
+async def shared_events(token: str, ctx: ContextDep) -> EventSourceResponse:
+    """Live updates for a shared page (404 once the link is revoked)."""
+    thread_id = await run_in_threadpool(_shared_thread_id, ctx, token)
+    return _event_stream(ctx, thread_id, SHARED_HEADERS)
 
 
 @router.post("/s/{token}/fork")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 
 import anyio
 from sqlalchemy import select, update
@@ -81,8 +82,11 @@ class TurnWorker:
     """Runs queued turns. ``start()`` in the lifespan, ``stop()`` at shutdown;
     ``notify()`` after queueing a turn wakes an idle worker at once."""
 
-    def __init__(self, sessions: sessionmaker, store: BlobStore, workers: int = 2) -> None:
+    def __init__(self, sessions: sessionmaker, store: BlobStore, workers: int = 2,
+                 on_change: Callable[[str], None] | None = None) -> None:
         self.sessions = sessions
+        # Called with a thread id (from a worker thread) when one of its turns starts or ends.
+        self.on_change = on_change or (lambda thread_id: None)
         self.store = store
         self.workers = max(1, workers)
         self._claim_lock = threading.Lock()
@@ -128,26 +132,30 @@ class TurnWorker:
         assert self._wakeup is not None
         while not self._stopping:
             try:
-                turn_id = await anyio.to_thread.run_sync(self.claim)
+                claimed = await anyio.to_thread.run_sync(self.claim)
             except Exception:  # database hiccup: log, wait, go on
                 log.exception("worker %d could not claim a turn", index)
-                turn_id = None
-            if turn_id is None:
+                claimed = None
+            if claimed is None:
                 self._wakeup.clear()
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), POLL_SECONDS)
                 except TimeoutError:
                     pass
                 continue
+            turn_id, thread_id = claimed
+            self.on_change(thread_id)
             try:
                 await anyio.to_thread.run_sync(self.run_turn, turn_id)
             except Exception:  # never let one turn stop this worker
                 log.exception("worker %d: turn %s ended with an unexpected error", index, turn_id)
                 await anyio.to_thread.run_sync(self._fail_quietly, turn_id)
+            self.on_change(thread_id)
             self.notify()  # a finished turn may unblock the next one of its thread
 
-    def claim(self) -> str | None:
-        """Mark the oldest runnable queued turn ``running``; return its id."""
+    def claim(self) -> tuple[str, str] | None:
+        """Mark the oldest runnable queued turn ``running``; return its id
+        and its thread's id, or None when no turn can start."""
         with self._claim_lock, self.sessions() as session:
             busy = select(Turn.thread_id).where(Turn.status == "running")
             turn = session.scalar(
@@ -164,7 +172,7 @@ class TurnWorker:
             if turn.kind in ("edit", "generate"):
                 turn.kind = "edit" if thread.head_version is not None else "generate"
             session.commit()
-            return turn.id
+            return turn.id, thread.id
 
     def run_turn(self, turn_id: str) -> None:
         """Run one claimed turn to its end: succeeded, declined or failed.

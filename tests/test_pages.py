@@ -39,7 +39,7 @@ def test_photo_upload_flow_and_polling(client, fake_backend):
     page = client.get(f"/t/{tid}")
     assert page.status_code == 200
     assert "<title>Cat · Retouch</title>" in page.text
-    assert 'hx-trigger="every 1s"' in page.text and "spinner" in page.text
+    assert 'every 5s"' in page.text and "spinner" in page.text and 'sse-connect="/t/' in page.text
     assert re.search(r'<img src="/api/v1/threads/[^"]+/versions/1/image" width="80" height="60"', page.text)
     fake_backend.gate.set()
     wait_for_thread(client, tid)
@@ -49,7 +49,7 @@ def test_photo_upload_flow_and_polling(client, fake_backend):
     # the sidebar comes along out of band, so its thumbnail shows the new head
     assert 'id="thread-list" class="thread-list" aria-label="Your threads" hx-swap-oob="true"' in frag.text
     assert f"/api/v1/threads/{tid}/versions/2/image?size=thumb" in frag.text
-    assert 'hx-trigger="every 1s"' not in frag.text  # done: polling stops
+    assert 'every 5s' not in frag.text  # done: polling stops; the page's event listener stays
     assert "Version 2" in frag.text and 'alt="Version 2: slow invert"' in frag.text
     assert "HX-Request" in frag.headers["vary"]
     # navigation (hx-target="#content") gets the whole main column, with its <title>
