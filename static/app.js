@@ -95,6 +95,7 @@
       initCompare();
     }
     revealTreeNode();
+    syncEvents();
     if (target.id === "share-panel" || (target.closest && target.closest("#share-panel"))) {
       var first = $("#share-url") || $("#share-create");
       if (first) first.focus();
@@ -516,6 +517,37 @@
     lanes.scrollLeft = treeScroll = Math.max(0, left - lanes.clientWidth / 2);
   }
 
+  // ------------------------------------------------------------ live updates
+  // While a turn is pending (and the tab is visible), listen to the thread's
+  // server-sent events and refetch the live block on "ready" (in case a change
+  // came while connecting) and on "changed". The stream is closed otherwise:
+  // browsers allow six HTTP/1.1 connections per server, shared by all tabs.
+  var source = null, sourceUrl = "";
+  function syncEvents() {
+    var page = $(".thread-page[data-events]");
+    var url = page ? page.getAttribute("data-events") : "";
+    var want = !!(url && $("#conversation[aria-busy=true]") && !document.hidden);
+    if (source && (!want || url !== sourceUrl)) {
+      source.close();
+      source = null;
+    }
+    if (want && !source) {
+      sourceUrl = url;
+      source = new EventSource(url);
+      source.addEventListener("ready", refreshLive);
+      source.addEventListener("changed", refreshLive);
+    }
+  }
+  function refreshLive() {
+    var trigger = $("#live-refresh");
+    if (trigger && window.htmx) window.htmx.trigger(trigger, "refresh");
+  }
+  document.addEventListener("visibilitychange", function () {
+    var wasClosed = !source;
+    syncEvents();
+    if (wasClosed && source) refreshLive();
+  });
+
   // ------------------------------------------------------------ elapsed time
   function tick() {
     var now = Date.now();
@@ -530,6 +562,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     tick();
+    syncEvents();
     revealTreeNode();
     // A thread opens at its newest turn, as chat apps do.
     var turns = $all("#conversation .turn");

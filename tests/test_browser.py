@@ -414,6 +414,8 @@ def test_three_edits_arrive_without_reload(ui, photo):
     page = ui.page()
     tid = new_thread(page, photo)
     set_marker(page)
+    streams = []  # the page listens to the thread's server-sent events while a turn is pending
+    page.on("request", lambda r: r.url.endswith(f"/t/{tid}/events") and streams.append(r.resource_type))
     instructions = ["make it black and white", "increase the contrast", "rotate it 90 degrees clockwise"]
     saw_pending = False
     for i, instruction in enumerate(instructions):
@@ -429,6 +431,7 @@ def test_three_edits_arrive_without_reload(ui, photo):
         expect(last.locator(f'figure.version[data-version="{n}"]')).to_be_visible()
         assert_marker(page)
     assert saw_pending, "no pending bubble (.bubble.assistant .pending .elapsed) was ever shown"
+    assert streams and set(streams) == {"eventsource"}, streams
     shot(page, "04-three-turns-done")
 
     thread = api_thread(page, tid)
