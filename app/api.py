@@ -209,22 +209,57 @@ def shared_version_image(token: str, number: int, request: Request, ctx: Context
     return image_response(request, ctx, thread, number, size, download)
 
 
+ATTACHMENT_RESPONSES = {200: {"content": {"image/png": {}, "image/webp": {}}}, 304: {"description": "not modified"}}
+
+
+@router.get("/threads/{thread_id}/turns/{turn_id}/attachments/{name}", responses=ATTACHMENT_RESPONSES)
+def turn_attachment(thread_id: str, turn_id: str, name: str, request: Request, ctx: ContextDep,
+                    session: SessionDep, owner: OwnerDep, size: str | None = None) -> Response:
+    """A turn's mask (``name`` = ``mask``; white = the region edited) or
+    reference image (``reference-1`` ... ``reference-4``), as PNG, or the
+    WebP thumbnail with ``?size=thumb``."""
+    thread = services.get_thread(session, owner, thread_id)
+    return blob_response(request, ctx, services.get_attachment(thread, turn_id, name), size)
+
+
+@router.get("/shared/{token}/turns/{turn_id}/attachments/{name}", responses=ATTACHMENT_RESPONSES)
+def shared_turn_attachment(token: str, turn_id: str, name: str, request: Request, ctx: ContextDep,
+                           session: SessionDep, size: str | None = None) -> Response:
+    """A shared thread's turn attachment, for link holders."""
+    thread = services.get_shared_thread(session, token)
+    return blob_response(request, ctx, services.get_attachment(thread, turn_id, name), size)
+
+
 def image_response(request: Request, ctx, thread: Thread, number: int, size: str | None, download: bool) -> Response:
-    """Serve a version's stored PNG or WebP thumbnail. Answers 304 when
-    ``If-None-Match`` carries the ETag (RFC 9110 §13.1.2)."""
+    """Serve a version's stored PNG or WebP thumbnail (see :func:`blob_response`);
+    ``download`` adds ``Content-Disposition`` naming the file ``<title>-v<number>.png``."""
     version = services.get_version(thread, number)
+    filename = None
+    if download:
+        name = "".join(c if c.isalnum() or c in "-_" else "-" for c in thread.title).strip("-")[:60] or "retouch"
+        filename = f"{name}-v{number}.png"
+    return blob_response(request, ctx, version.sha256, size, filename=filename)
+
+
+def blob_response(request: Request, ctx, sha256: str, size: str | None, *, filename: str | None = None) -> Response:
+    """Serve a stored PNG, or with ``size="thumb"`` its WebP thumbnail (256 px
+    on the long side), with an ETag and a year of caching: stored images never
+    change. Answers 304 when ``If-None-Match`` carries the ETag (RFC 9110
+    §13.1.2). Raises HTTPException 422 for another ``size``, 404 when the file
+    is missing. An image stored without a thumbnail is served whole."""
     thumb = size == "thumb"
     if size not in (None, "", "thumb", "full"):
         raise HTTPException(422, "size must be 'thumb' or omitted.")
-    etag = f'"{version.sha256}{"-thumb" if thumb else ""}"'
+    if thumb and not ctx.store.thumbnail_path(sha256).is_file():
+        thumb = False
+    etag = f'"{sha256}{"-thumb" if thumb else ""}"'
     headers = {"ETag": etag, "Cache-Control": IMAGE_CACHE}
     inm = request.headers.get("if-none-match", "")
     if etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
         return Response(status_code=304, headers=headers)
-    path = ctx.store.thumbnail_path(version.sha256) if thumb else ctx.store.path(version.sha256)
+    path = ctx.store.thumbnail_path(sha256) if thumb else ctx.store.path(sha256)
     if not path.is_file():
         raise HTTPException(404, "The image file is missing from storage.")
-    if download:
-        name = "".join(c if c.isalnum() or c in "-_" else "-" for c in thread.title).strip("-")[:60] or "retouch"
-        headers["Content-Disposition"] = f'attachment; filename="{name}-v{number}.png"'
+    if filename:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return FileResponse(path, media_type="image/webp" if thumb else "image/png", headers=headers)

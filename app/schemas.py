@@ -114,6 +114,10 @@ class Urls:
     def thumbnail(self, number: int) -> str:
         return f"{self.image(number)}?size=thumb"
 
+    def attachment(self, turn_id: str, name: str) -> str:
+        """A turn's ``mask`` or ``reference-N`` (N from 1)."""
+        return f"{self.prefix}/turns/{turn_id}/attachments/{name}"
+
 
 def version_out(v: Version, urls: Urls) -> VersionOut:
     return VersionOut(number=v.number, parent=v.parent, width=v.width, height=v.height, sha256=v.sha256,

@@ -118,6 +118,20 @@ def get_shared_thread(session: Session, token: str) -> Thread:
     return link.thread
 
 
+def get_attachment(thread: Thread, turn_id: str, name: str) -> str:
+    """The sha256 of a turn's attachment: ``name`` is ``"mask"`` or
+    ``"reference-N"`` (N from 1). Raises NotFound."""
+    turn = next((t for t in thread.turns if t.id == turn_id), None)
+    if turn is None:
+        raise NotFound("This turn does not exist in this thread.")
+    if name == "mask" and turn.mask_sha256:
+        return turn.mask_sha256
+    refs = turn.reference_sha256s or []
+    if name.startswith("reference-") and name[10:].isdigit() and 1 <= int(name[10:]) <= len(refs):
+        return refs[int(name[10:]) - 1]
+    raise NotFound(f"This turn has no attachment {name!r}.")
+
+
 def get_version(thread: Thread, number: int) -> Version:
     """Version ``number`` of ``thread``; raises NotFound."""
     version = thread.version(number)
@@ -285,8 +299,9 @@ def submit_turn(
         except ImageRejected as exc:
             raise InvalidInput(exc.message, exc.status) from None
 
-    mask_sha = store.put(encode_png(mask)) if mask is not None else None
-    ref_shas = [store.put(encode_png(r)) for r in refs]
+    # Stored with thumbnails, so the conversation can show them small.
+    mask_sha = store_image(store, mask)[0] if mask is not None else None
+    ref_shas = [store_image(store, r)[0] for r in refs]
     turn = Turn(
         id=new_id(), thread=thread, kind="edit" if thread.head_version else "generate",
         instruction=instruction, status="queued", backend=backend, size=size, quality=quality,

@@ -215,3 +215,26 @@ def test_textarea_line_breaks_are_stored_as_newlines(client):
     client.post(f"/t/{tid}/turns", data={"instruction": "make it sepia\r\nand flip it"})
     thread = wait_for_thread(client, tid)
     assert thread["turns"][-1]["instruction"] == "make it sepia\nand flip it"
+
+
+def test_user_bubbles_show_their_mask_and_reference_images(client):
+    tid = start(client)
+    mask = png_bytes((80, 60), color=(255, 255, 255))
+    r = client.post(f"/t/{tid}/turns", data={"instruction": "invert it"},
+                    files=[("mask", ("m.png", mask, "image/png")),
+                           ("image", ("ref.png", png_bytes((30, 20)), "image/png"))])
+    assert r.status_code == 303
+    thread = wait_for_thread(client, tid)
+    turn = thread["turns"][-1]
+    page = client.get(f"/t/{tid}").text
+    mask_url = f"/api/v1/threads/{tid}/turns/{turn['id']}/attachments/mask"
+    ref_url = f"/api/v1/threads/{tid}/turns/{turn['id']}/attachments/reference-1"
+    assert f'src="{mask_url}?size=thumb"' in page and f'src="{ref_url}?size=thumb"' in page
+    full = client.get(mask_url)
+    assert full.status_code == 200 and full.headers["content-type"] == "image/png"
+    assert client.get(f"{ref_url}?size=thumb").headers["content-type"] == "image/webp"
+    assert client.get(mask_url, headers={"If-None-Match": full.headers["etag"]}).status_code == 304
+    for missing in ("reference-2", "reference-0", "mask2", "reference-x"):
+        assert client.get(f"/api/v1/threads/{tid}/turns/{turn['id']}/attachments/{missing}").status_code == 404
+    with another_owner(client, follow_redirects=False) as stranger:
+        assert stranger.get(mask_url).status_code == 404
