@@ -89,7 +89,11 @@
       }
     }
     if (target.id === "content") {
-      // A navigation inside the app: start at the top, move focus to the new page.
+      // A navigation inside the app: a new composer (nothing attached, nothing painted);
+      // start at the top and move focus to the new page.
+      attached = [];
+      strokes = [];
+      drawing = null;
       window.scrollTo(0, 0);
       target.focus({ preventScroll: true });
       initCompare();
