@@ -14,13 +14,30 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
 
 # How often an idle stream sends a comment, so proxies keep it open (seconds).
 PING_SECONDS = 15
+
+
+def call_on_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., None], *args) -> None:
+    """Run ``fn(*args)`` on ``loop``: at once when called on that loop,
+    else scheduled with ``call_soon_threadsafe`` (asyncio objects are not
+    thread-safe, and the sync routes and turns run in worker threads).
+    Does nothing when ``loop`` is None or closed."""
+    if loop is None or loop.is_closed():
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fn(*args)
+    else:
+        loop.call_soon_threadsafe(fn, *args)
 
 
 class ThreadEvents:
@@ -37,17 +54,7 @@ class ThreadEvents:
     def publish(self, thread_id: str) -> None:
         """Say that ``thread_id`` changed. Safe to call from any thread;
         does nothing before ``start()`` or after the loop closed."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._deliver(thread_id)
-        else:
-            loop.call_soon_threadsafe(self._deliver, thread_id)
+        call_on_loop(self._loop, self._deliver, thread_id)
 
     def _deliver(self, thread_id: str) -> None:
         for queue in self._subscribers.get(thread_id, ()):

@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
 from app.backends import BackendDeclined, BackendFailed, EditRequest, UnknownBackend, get_backend
+from app.events import call_on_loop
 from app.imaging import open_png
 from app.models import Thread, Turn, utcnow
 from app.services import add_version, store_image
@@ -116,17 +117,8 @@ class TurnWorker:
     def notify(self) -> None:
         """Wake an idle worker. Safe to call from any thread (the sync routes
         run in a thread pool; ``asyncio.Event`` is not thread-safe)."""
-        loop, wakeup = self._event_loop, self._wakeup
-        if loop is None or wakeup is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            wakeup.set()
-        else:
-            loop.call_soon_threadsafe(wakeup.set)
+        if self._wakeup is not None:
+            call_on_loop(self._event_loop, self._wakeup.set)
 
     async def _loop(self, index: int) -> None:
         assert self._wakeup is not None
