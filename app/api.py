@@ -12,11 +12,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from app import services
+from app.backends import get_backend
 from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.models import Thread
 from app.schemas import (
     CreateThreadJSON,
     ErrorOut,
+    ModelList,
     RenameIn,
     RevertIn,
     ShareOut,
@@ -91,7 +93,7 @@ async def create_thread(request: Request, ctx: ContextDep, owner: OwnerDep) -> T
         with ctx.sessions() as session:
             thread = services.create_thread(session, ctx.store, owner, prompt=prompt, image=image, title=title,
                                              backend=ctx.backend, limits=ctx.limits)
-            return thread_out(thread, base_url=str(request.base_url))
+            return thread_out(thread, base_url=str(request.base_url), partials=ctx.partials, prices=ctx.prices)
 
     out = await run_in_threadpool(work)
     ctx.worker.notify()
@@ -109,15 +111,17 @@ def list_threads(session: SessionDep, owner: OwnerDep) -> ThreadList:
 
 
 @router.get("/threads/{thread_id}", response_model=ThreadOut)
-def get_thread(thread_id: str, request: Request, session: SessionDep, owner: OwnerDep) -> ThreadOut:
-    return thread_out(services.get_thread(session, owner, thread_id), base_url=str(request.base_url))
+def get_thread(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> ThreadOut:
+    return thread_out(services.get_thread(session, owner, thread_id), base_url=str(request.base_url),
+                      partials=ctx.partials, prices=ctx.prices)
 
 
 @router.patch("/threads/{thread_id}", response_model=ThreadOut)
-def rename_thread(thread_id: str, body: RenameIn, request: Request, session: SessionDep, owner: OwnerDep) -> ThreadOut:
+def rename_thread(thread_id: str, body: RenameIn, request: Request, ctx: ContextDep, session: SessionDep,
+                  owner: OwnerDep) -> ThreadOut:
     """Change the thread's title."""
     thread = services.rename(session, owner, thread_id, body.title)
-    return thread_out(thread, base_url=str(request.base_url))
+    return thread_out(thread, base_url=str(request.base_url), partials=ctx.partials, prices=ctx.prices)
 
 
 @router.post("/threads/{thread_id}/turns", status_code=202, response_model=TurnOut,
@@ -130,21 +134,39 @@ def submit_turn(
     instruction: Annotated[str, Form(min_length=1, max_length=4000)],
     image: Annotated[list[UploadFile], File(description="reference images")] = [],  # noqa: B006
     mask: Annotated[UploadFile | None, File(description="PNG; white (or alpha 0) = edit here")] = None,
-    size: Annotated[str | None, Form(description="WIDTHxHEIGHT or auto")] = None,
-    quality: Annotated[str | None, Form(description="low, medium, high or auto")] = None,
+    size: Annotated[str | None, Form(description="WIDTHxHEIGHT, auto, or match (the image's shape; "
+                                                  "the default for edits)")] = None,
+    quality: Annotated[str | None, Form(description="low, medium, high, xhigh, max or auto, as the model "
+                                                     "takes (GET /api/v1/models)")] = None,
+    model: Annotated[str | None, Form(description="one of GET /api/v1/models; default: the first")] = None,
+    background: Annotated[str | None, Form(description="auto, opaque or transparent")] = None,
+    markup: Annotated[UploadFile | None, File(description="PNG the image's size, transparent except for "
+                                                          "strokes that guide the edit; not with mask")] = None,
 ) -> TurnOut:
     """Queue an instruction for the thread. Returns 202 with the queued Turn;
-    poll ``GET /api/v1/turns/{id}`` for its end."""
-    options = turn_options(ctx, size=size, quality=quality, mask=mask, references=image)
+    poll ``GET /api/v1/turns/{id}`` for its end (and, while it runs, its
+    ``partial_image_url``). Options the chosen model does not take are
+    refused with 422 stating the rule."""
+    options = turn_options(ctx, size=size, quality=quality, mask=mask, references=image, model=model,
+                           background=background, markup=markup)
     turn = services.submit_turn(session, ctx.store, owner, thread_id, instruction=instruction, options=options,
                                 backend=ctx.backend, limits=ctx.limits)
     ctx.worker.notify()
-    return turn_out(turn)
+    return turn_out(turn, partials=ctx.partials, prices=ctx.prices)
+
+
+@router.get("/models", response_model=ModelList)
+def list_models(ctx: ContextDep) -> ModelList:
+    """The models a turn may choose (``model``), the default first, with
+    the sizes, qualities and backgrounds each takes and whether it takes
+    markup. Empty for backends without a choice of model."""
+    return ModelList(backend=ctx.backend, models=get_backend(ctx.backend).offered_models())
 
 
 @router.get("/turns/{turn_id}", response_model=TurnOut)
-def get_turn(turn_id: str, session: SessionDep, owner: OwnerDep) -> TurnOut:
-    return turn_out(services.get_turn(session, owner, turn_id))
+def get_turn(turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> TurnOut:
+    """One turn; while it runs, ``partial_image_url`` is its newest partial image."""
+    return turn_out(services.get_turn(session, owner, turn_id), partials=ctx.partials, prices=ctx.prices)
 
 
 @router.post("/turns/{turn_id}/retry", status_code=202, response_model=TurnOut, dependencies=[TurnLimit],
@@ -153,14 +175,15 @@ def retry_turn(turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerD
     """Send a failed or declined turn's instruction again, as a new turn."""
     turn = services.retry_turn(session, owner, turn_id, backend=ctx.backend)
     ctx.worker.notify()
-    return turn_out(turn)
+    return turn_out(turn, partials=ctx.partials, prices=ctx.prices)
 
 
 @router.post("/threads/{thread_id}/revert", response_model=ThreadOut)
-def revert(thread_id: str, body: RevertIn, request: Request, session: SessionDep, owner: OwnerDep) -> ThreadOut:
+def revert(thread_id: str, body: RevertIn, request: Request, ctx: ContextDep, session: SessionDep,
+           owner: OwnerDep) -> ThreadOut:
     """Make version ``body.version`` the head; the next turn edits it."""
     thread = services.revert(session, owner, thread_id, body.version)
-    return thread_out(thread, base_url=str(request.base_url))
+    return thread_out(thread, base_url=str(request.base_url), partials=ctx.partials, prices=ctx.prices)
 
 
 @router.post("/threads/{thread_id}/share", status_code=201, response_model=ShareOut)
@@ -177,17 +200,17 @@ def revoke_share(thread_id: str, session: SessionDep, owner: OwnerDep) -> Respon
 
 
 @router.get("/shared/{token}", response_model=ThreadOut, response_model_exclude_none=False)
-def get_shared(token: str, request: Request, session: SessionDep) -> ThreadOut:
+def get_shared(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> ThreadOut:
     """The shared thread, read-only, without owner-only fields."""
     thread = services.get_shared_thread(session, token)
-    return thread_out(thread, base_url=str(request.base_url), share_token=token)
+    return thread_out(thread, base_url=str(request.base_url), share_token=token, partials=ctx.partials)
 
 
 @router.post("/shared/{token}/fork", status_code=201, response_model=ThreadOut)
-def fork(token: str, request: Request, session: SessionDep, owner: OwnerDep) -> ThreadOut:
+def fork(token: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> ThreadOut:
     """Copy the shared thread into a new thread owned by the caller."""
     thread = services.fork(session, owner, token)
-    return thread_out(thread, base_url=str(request.base_url))
+    return thread_out(thread, base_url=str(request.base_url), partials=ctx.partials, prices=ctx.prices)
 
 
 @router.get("/threads/{thread_id}/versions/{number}/image",
@@ -215,8 +238,8 @@ ATTACHMENT_RESPONSES = {200: {"content": {"image/png": {}, "image/webp": {}}}, 3
 @router.get("/threads/{thread_id}/turns/{turn_id}/attachments/{name}", responses=ATTACHMENT_RESPONSES)
 def turn_attachment(thread_id: str, turn_id: str, name: str, request: Request, ctx: ContextDep,
                     session: SessionDep, owner: OwnerDep, size: str | None = None) -> Response:
-    """A turn's mask (``name`` = ``mask``; white = the region edited) or
-    reference image (``reference-1`` ... ``reference-4``), as PNG, or the
+    """A turn's mask (``name`` = ``mask``; white = the region edited),
+    markup (``markup``; strokes that guided the edit) or reference image (``reference-1`` ... ``reference-4``), as PNG, or the
     WebP thumbnail with ``?size=thumb``."""
     thread = services.get_thread(session, owner, thread_id)
     return blob_response(request, ctx, services.get_attachment(thread, turn_id, name), size)
@@ -228,6 +251,36 @@ def shared_turn_attachment(token: str, turn_id: str, name: str, request: Request
     """A shared thread's turn attachment, for link holders."""
     thread = services.get_shared_thread(session, token)
     return blob_response(request, ctx, services.get_attachment(thread, turn_id, name), size)
+
+
+PARTIAL_RESPONSES = {200: {"content": {"image/webp": {}}},
+                     404: {"model": ErrorOut, "description": "no partial image (none yet, or the turn ended)"}}
+
+
+@router.get("/threads/{thread_id}/turns/{turn_id}/partial", responses=PARTIAL_RESPONSES)
+def turn_partial(thread_id: str, turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep,
+                 i: int | None = None) -> Response:
+    """The running turn's newest partial image (WebP), never cached; 404 once the turn ended."""
+    thread = services.get_thread(session, owner, thread_id)
+    return partial_response(ctx, thread, turn_id)
+
+
+@router.get("/shared/{token}/turns/{turn_id}/partial", responses=PARTIAL_RESPONSES)
+def shared_turn_partial(token: str, turn_id: str, ctx: ContextDep, session: SessionDep,
+                        i: int | None = None) -> Response:
+    """A shared thread's running turn's newest partial image, for link holders."""
+    thread = services.get_shared_thread(session, token)
+    return partial_response(ctx, thread, turn_id)
+
+
+def partial_response(ctx, thread: Thread, turn_id: str) -> Response:
+    """Serve the newest partial frame of ``turn_id`` (a turn of ``thread``)
+    from memory (``app/partials.py``). Raises HTTPException 404 when the turn
+    is not in the thread or has no frame."""
+    frame = ctx.partials.get(turn_id)
+    if frame is None or not any(t.id == turn_id for t in thread.turns):
+        raise HTTPException(404, "This turn has no partial image (none arrived yet, or the turn ended).")
+    return Response(frame.data, media_type="image/webp", headers={"Cache-Control": "no-store"})
 
 
 def image_response(request: Request, ctx, thread: Thread, number: int, size: str | None, download: bool) -> Response:

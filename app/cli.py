@@ -37,8 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     edit.add_argument("--mask", help="PNG mask, white = region to edit")
     edit.add_argument("--reference", action="append", default=[], help="reference image (repeatable)")
     edit.add_argument("--backend", help="backend name (default: RETOUCH_BACKEND, else openai with a key, else local)")
-    edit.add_argument("--size", help="output size WIDTHxHEIGHT")
-    edit.add_argument("--quality", choices=["low", "medium", "high", "auto"])
+    edit.add_argument("--size", help="output size WIDTHxHEIGHT, 'auto', or 'match' (the input's shape; "
+                                     "the default for edits)")
+    edit.add_argument("--quality", choices=["low", "medium", "high", "xhigh", "max", "auto"],
+                      help="as the model takes (xhigh and max: the gpt-image-2.5 models)")
+    edit.add_argument("--model", help="the backend's model (openai: default RETOUCH_OPENAI_MODEL)")
+    edit.add_argument("--background", choices=["auto", "opaque", "transparent"])
+    edit.add_argument("--markup", help="PNG of the input's size: strokes that guide the edit, transparent "
+                                       "elsewhere (models that take markup; not with --mask)")
 
     try:
         args = parser.parse_args(argv)
@@ -110,12 +116,14 @@ def _edit(args: argparse.Namespace) -> int:
         BackendDeclined,
         BackendFailed,
         EditRequest,
+        OptionRejected,
         UnknownBackend,
         default_backend_name,
         get_backend,
     )
     from app.config import get_settings
-    from app.imaging import ImageRejected, decode_image, decode_mask, encode_png
+    from app.imaging import ImageRejected, decode_image, decode_markup, decode_mask, encode_png
+    from app.services import MAX_REFERENCES, InvalidInput, clean_options
 
     settings = get_settings()
     limits = {"max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_upload_pixels,
@@ -123,8 +131,16 @@ def _edit(args: argparse.Namespace) -> int:
     instruction = args.instruction.strip()
     if not instruction or len(instruction) > 4000:
         return _fail(EXIT_USAGE, "the instruction must be 1 to 4000 characters")
-    if args.mask and not args.input:
-        return _fail(EXIT_USAGE, "--mask needs --input")
+    if (args.mask or args.markup) and not args.input:
+        return _fail(EXIT_USAGE, "--mask and --markup need --input")
+    if args.mask and args.markup:
+        return _fail(EXIT_USAGE, "use --mask (limits the edit) or --markup (guides it), not both")
+    if len(args.reference) > MAX_REFERENCES:
+        return _fail(EXIT_USAGE, f"at most {MAX_REFERENCES} --reference images")
+    try:
+        size, quality, background = clean_options(args.size, args.quality, args.background)
+    except InvalidInput as exc:
+        return _fail(EXIT_USAGE, exc.message)
 
     def read(path: str) -> bytes:
         return Path(path).read_bytes()
@@ -134,6 +150,7 @@ def _edit(args: argparse.Namespace) -> int:
         # (uploads to the web app are converted to sRGB once, as version 1).
         image = decode_image(read(args.input), **limits, what="input image", to_srgb=False) if args.input else None
         mask = decode_mask(read(args.mask), image.size, **limits) if args.mask else None
+        markup = decode_markup(read(args.markup), image.size, **limits) if args.markup else None
         refs = tuple(decode_image(read(p), **limits, what="reference image", to_srgb=False) for p in args.reference)
     except OSError as exc:
         return _fail(EXIT_USAGE, f"cannot read {exc.filename}: {exc.strerror}")
@@ -150,11 +167,16 @@ def _edit(args: argparse.Namespace) -> int:
         image=image,
         mask=mask,
         references=refs,
-        size=args.size,
-        quality=None if args.quality == "auto" else args.quality,
+        size=size,
+        quality=quality,
+        model=args.model,
+        background=background,
+        markup=markup,
     )
     try:
         result = backend.edit(request)
+    except OptionRejected as exc:
+        return _fail(EXIT_USAGE, exc.message)
     except BackendDeclined as exc:
         return _fail(EXIT_DECLINED, f"declined: {exc.message}")
     except BackendFailed as exc:

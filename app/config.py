@@ -36,8 +36,18 @@ class Settings(BaseSettings):
     #: Concurrent turn workers in the server process (turns of one thread
     #: always run one at a time, in order).
     workers: int = 2
-    #: OpenAI image model.
-    openai_model: str = "gpt-image-1"
+    #: The OpenAI image model turns use unless the person picks another
+    #: (see ``app/backends/openai_models.py`` for why this default).
+    openai_model: str = "gpt-image-2.5-sunburst"
+    #: The OpenAI image models the composer offers, comma-separated; shut-down
+    #: and unknown ones are left out (with a warning in the log).
+    openai_models: str = "gpt-image-2.5-sunburst,gpt-image-2.5-flare,gpt-image-2"
+    #: Partial images OpenAI streams while a turn runs (0 to 3; 0 = none).
+    openai_partial_images: int = 2
+    #: Prices to show a cost per turn: JSON ``{"MODEL": {"text_input": USD,
+    #: "image_input": USD, "image_output": USD, "text_output": USD}}``, each
+    #: per million tokens. Unset: tokens only, no cost (Retouch ships no prices).
+    openai_prices: str | None = None
     #: Seconds to wait for one OpenAI image request.
     openai_timeout: float = 180.0
     #: Resends of one turn's OpenAI request after a failure that made (and

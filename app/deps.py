@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, UploadFile
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.events import ThreadEvents
+from app.partials import PartialFrames
 from app.rate_limit import RateLimiter
 from app.services import Limits, TurnOptions, Upload
 from app.storage import BlobStore
@@ -31,8 +32,11 @@ class AppContext:
     store: BlobStore
     worker: TurnWorker
     events: ThreadEvents
+    partials: PartialFrames
     backend: str
     turn_limiter: RateLimiter
+    #: ``RETOUCH_OPENAI_PRICES`` parsed (``app/usage.py``); {} = show no cost.
+    prices: dict = field(default_factory=dict)
 
     @property
     def limits(self) -> Limits:
@@ -91,9 +95,11 @@ def read_upload(upload: UploadFile | None, max_bytes: int) -> Upload | None:
 
 
 def turn_options(ctx: AppContext, *, size: str | None, quality: str | None, mask: UploadFile | None,
-                 references: list[UploadFile]) -> TurnOptions:
+                 references: list[UploadFile], model: str | None = None, background: str | None = None,
+                 markup: UploadFile | None = None) -> TurnOptions:
     """Read a turn's uploaded files (each capped at the byte limit) into
     :class:`TurnOptions`; empty file fields are dropped."""
     limit = ctx.settings.max_upload_bytes
     refs = [u for u in (read_upload(f, limit) for f in references) if u is not None]
-    return TurnOptions(size=size, quality=quality, mask=read_upload(mask, limit), references=refs)
+    return TurnOptions(size=size, quality=quality, mask=read_upload(mask, limit), references=refs,
+                       model=model, background=background, markup=read_upload(markup, limit))

@@ -23,6 +23,8 @@ from app.security import SecurityMiddleware, load_secret_key
 from app.services import InvalidInput, NotFound
 from app.storage import BlobStore
 from app.events import ThreadEvents
+from app.partials import PartialFrames
+from app.usage import parse_prices
 from app.worker import TurnWorker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,18 +37,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     backend_name = default_backend_name(settings)
-    get_backend(backend_name)  # fail at start-up, not at the first turn, for a bad RETOUCH_BACKEND
+    backend = get_backend(backend_name)  # fail at start-up, not at the first turn, for a bad RETOUCH_BACKEND
     engine = make_engine(settings.sqlalchemy_url)
     sessions = make_sessionmaker(engine)
     store = BlobStore(settings.blob_dir)
     events = ThreadEvents()
-    worker = TurnWorker(sessions, store, workers=settings.workers, on_change=events.publish)
+    partials = PartialFrames()
+    worker = TurnWorker(sessions, store, workers=settings.workers, on_change=events.publish, partials=partials)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await run_in_threadpool(migrate, settings.sqlalchemy_url)
         events.start()
         await worker.start()
+        for problem in getattr(backend, "problems", lambda: [])():
+            log.error("%s Turns that use it fail with this message until it is changed.", problem)
         log.info("Retouch is serving with the %s backend; data in %s", backend_name, settings.data_dir.resolve())
         try:
             yield
@@ -57,7 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Retouch", version="0.1.0", lifespan=lifespan,
                   description="Conversational, multi-turn image editing.")
     app.state.ctx = AppContext(settings=settings, sessions=sessions, store=store, worker=worker,
-                               events=events, backend=backend_name, turn_limiter=RateLimiter(settings.turn_rate_limit, "turns"))
+                               events=events, partials=partials, backend=backend_name,
+                               prices=parse_prices(settings.openai_prices), turn_limiter=RateLimiter(settings.turn_rate_limit, "turns"))
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(access.router)

@@ -32,6 +32,8 @@ class Thread(Base):
     title: Mapped[str] = mapped_column(String(200))
     head_version: Mapped[int | None] = mapped_column(Integer)
     forked_from: Mapped[str | None] = mapped_column(String(32))
+    #: The image model the last turn asked for; the composer preselects it.
+    model: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
@@ -97,9 +99,18 @@ class Turn(Base):
     backend: Mapped[str | None] = mapped_column(String(32))
     size: Mapped[str | None] = mapped_column(String(20))
     quality: Mapped[str | None] = mapped_column(String(10))
+    #: The image model asked for (None: the backend's default).
+    model: Mapped[str | None] = mapped_column(String(64))
+    #: ``auto``, ``opaque`` or ``transparent`` (None: the backend's default).
+    background: Mapped[str | None] = mapped_column(String(16))
     mask_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: Strokes drawn over the image to guide the edit (RGBA PNG, transparent elsewhere).
+    markup_sha256: Mapped[str | None] = mapped_column(String(64))
     reference_sha256s: Mapped[list] = mapped_column(JSON, default=list)
     usage: Mapped[dict | None] = mapped_column(JSON)
+    #: What the backend reported it made: ``{"model", "size", "quality",
+    #: "background", "output_format"}`` (the effective values when "auto" was asked).
+    output: Mapped[dict | None] = mapped_column(JSON)
     #: How many times a worker has started this turn (crash recovery).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

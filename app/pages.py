@@ -4,6 +4,7 @@
 then redirect (303, Post/Redirect/Get) or, for htmx, return the block."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,8 @@ from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import services, version_tree
+from app.backends import get_backend
+from app.usage import thread_usage, turn_cost
 from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.events import PING_SECONDS, changes
 from app.schemas import Urls, share_link_url, utc
@@ -22,6 +25,7 @@ from app.schemas import Urls, share_link_url, utc
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Blocks(directory=ROOT / "templates")
 templates.env.globals["utc"] = utc
+templates.env.globals["turn_cost"] = turn_cost
 
 router = APIRouter(include_in_schema=False)
 
@@ -101,7 +105,22 @@ def thread_context(request: Request, ctx, thread, *, share_token: str | None = N
         "version_labels": version_labels(thread),
         "selected": None,
         "turn_versions": {v.turn_id: v for v in thread.versions if v.turn_id},
+        "partials": ctx.partials,
+        "prices": ctx.prices,
+        "usage_total": thread_usage(thread.turns, ctx.prices) if owner else None,
+        **model_choice(ctx, thread),
     }
+
+
+def model_choice(ctx, thread) -> dict:
+    """The composer's model picker: ``models`` (what the backend offers,
+    the default first; empty for backends without a choice), ``models_json``
+    (the same, for static/app.js) and ``chosen_model`` (the thread's last
+    choice while still offered, else the default)."""
+    models = get_backend(ctx.backend).offered_models()
+    names = [m["name"] for m in models]
+    chosen = thread.model if thread is not None and thread.model in names else (names[0] if names else None)
+    return {"models": models, "models_json": json.dumps({m["name"]: m for m in models}), "chosen_model": chosen}
 
 
 @router.get("/")
@@ -174,8 +193,12 @@ def submit_turn(
     mask: Annotated[UploadFile | None, File()] = None,
     size: Annotated[str, Form()] = "",
     quality: Annotated[str, Form()] = "",
+    model: Annotated[str, Form()] = "",
+    background: Annotated[str, Form()] = "",
+    markup: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    options = turn_options(ctx, size=size, quality=quality, mask=mask, references=image)
+    options = turn_options(ctx, size=size, quality=quality, mask=mask, references=image, model=model,
+                           background=background, markup=markup)
     services.submit_turn(session, ctx.store, owner, thread_id, instruction=instruction, options=options,
                          backend=ctx.backend, limits=ctx.limits)
     ctx.worker.notify()

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.models import Thread, Turn, Version
+from app.usage import turn_cost
 
 
 class VersionOut(BaseModel):
@@ -32,11 +33,20 @@ class TurnOut(BaseModel):
     base_version: int | None
     result_version: int | None
     backend: str | None
-    size: str | None = None
+    size: str | None = Field(default=None, description="asked for: WIDTHxHEIGHT or auto; null = the image's shape")
     quality: str | None = None
+    model: str | None = Field(default=None, description="asked for; null = the backend's default")
+    background: str | None = None
     has_mask: bool = False
+    has_markup: bool = False
     reference_count: int = 0
-    usage: dict | None = None
+    usage: dict | None = Field(default=None, description="tokens the backend reported (owner only)")
+    output: dict | None = Field(default=None, description="what the backend reported it made: model, "
+                                "size, quality, background, output_format")
+    cost_usd: float | None = Field(default=None, description="by RETOUCH_OPENAI_PRICES (owner only)")
+    partial_image_url: str | None = Field(default=None, description="the newest partial image while the "
+                                          "turn runs (WebP); gone when the turn ends")
+    partial_image_index: int | None = None
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None
@@ -65,6 +75,12 @@ class ThreadSummary(BaseModel):
 
 class ThreadList(BaseModel):
     threads: list[ThreadSummary]
+
+
+class ModelList(BaseModel):
+    backend: str
+    models: list[dict] = Field(description="each: name, arbitrary_sizes, standard_sizes, qualities, "
+                                           "backgrounds, markup, streaming; the default first")
 
 
 class ShareOut(BaseModel):
@@ -115,8 +131,12 @@ class Urls:
         return f"{self.image(number)}?size=thumb"
 
     def attachment(self, turn_id: str, name: str) -> str:
-        """A turn's ``mask`` or ``reference-N`` (N from 1)."""
+        """A turn's ``mask``, ``markup`` or ``reference-N`` (N from 1)."""
         return f"{self.prefix}/turns/{turn_id}/attachments/{name}"
+
+    def partial(self, turn_id: str, index: int) -> str:
+        """A running turn's newest partial image (``index`` makes each frame's URL new)."""
+        return f"{self.prefix}/turns/{turn_id}/partial?i={index}"
 
 
 def version_out(v: Version, urls: Urls) -> VersionOut:
@@ -125,17 +145,28 @@ def version_out(v: Version, urls: Urls) -> VersionOut:
                       turn_id=v.turn_id, created_at=utc(v.created_at))
 
 
-def turn_out(t: Turn, *, owner: bool = True) -> TurnOut:
+def turn_out(t: Turn, *, owner: bool = True, urls: Urls | None = None, partials=None,
+             prices: dict | None = None) -> TurnOut:
+    """The Turn as JSON. ``partials`` (an ``app.partials.PartialFrames``)
+    adds the running turn's newest partial image URL; ``prices`` (from
+    ``RETOUCH_OPENAI_PRICES``) adds its cost for the owner."""
+    frame = partials.get(t.id) if partials is not None and t.pending else None
+    urls = urls or Urls(t.thread)
     return TurnOut(
         id=t.id, thread_id=t.thread_id, kind=t.kind, instruction=t.instruction, status=t.status,
         message=t.message, error=t.error, base_version=t.base_version, result_version=t.result_version,
-        backend=t.backend, size=t.size, quality=t.quality, has_mask=t.mask_sha256 is not None,
-        reference_count=len(t.reference_sha256s or []), usage=t.usage if owner else None,
+        backend=t.backend, size=t.size, quality=t.quality, model=t.model, background=t.background,
+        has_mask=t.mask_sha256 is not None, has_markup=t.markup_sha256 is not None,
+        reference_count=len(t.reference_sha256s or []), usage=t.usage if owner else None, output=t.output,
+        cost_usd=turn_cost(t.usage, (t.output or {}).get("model") or t.model, prices or {}) if owner else None,
+        partial_image_url=urls.partial(t.id, frame.index) if frame else None,
+        partial_image_index=frame.index if frame else None,
         created_at=utc(t.created_at), started_at=utc(t.started_at), finished_at=utc(t.finished_at),
     )
 
 
-def thread_out(thread: Thread, *, base_url: str, share_token: str | None = None) -> ThreadOut:
+def thread_out(thread: Thread, *, base_url: str, share_token: str | None = None, partials=None,
+               prices: dict | None = None) -> ThreadOut:
     """The Thread as JSON. With ``share_token`` it is the read-only view:
     image URLs go through the share link and owner-only fields are left out.
     ``base_url`` (ending in ``/``) makes the absolute ``share_url``."""
@@ -146,7 +177,7 @@ def thread_out(thread: Thread, *, base_url: str, share_token: str | None = None)
         id=thread.id, title=thread.title, created_at=utc(thread.created_at), updated_at=utc(thread.updated_at),
         head_version=thread.head_version,
         versions=[version_out(v, urls) for v in thread.versions],
-        turns=[turn_out(t, owner=owner) for t in thread.turns],
+        turns=[turn_out(t, owner=owner, urls=urls, partials=partials, prices=prices) for t in thread.turns],
         share_url=share_link_url(base_url, live.token) if live else None,
         forked_from=thread.forked_from if owner else None,
     )

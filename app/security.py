@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import tempfile
@@ -131,3 +132,16 @@ async def _plain(send: Send, status: int, text: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+def safety_identifier(owner_id: str) -> str:
+    """The ``safety_identifier`` sent to OpenAI for ``owner_id``: the hex
+    SHA-256 of ``"retouch-owner:" + owner_id`` (64 characters).
+
+    OpenAI asks for "a stable identifier for an end user ... Hash a username
+    or email address to avoid sending identifying information" (SDK
+    ``openai/types/image_edit_params.py``, ``safety_identifier``). The owner
+    id is the random id inside the signed cookie; neither it nor the cookie
+    is ever sent.
+    """
+    return hashlib.sha256(f"retouch-owner:{owner_id}".encode()).hexdigest()

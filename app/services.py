@@ -16,9 +16,11 @@ from PIL import Image
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from app.backends import OptionRejected, UnknownBackend, get_backend
 from app.imaging import (
     ImageRejected,
     decode_image,
+    decode_markup,
     decode_mask,
     encode_png,
     encode_thumbnail,
@@ -29,7 +31,8 @@ from app.storage import BlobStore
 MAX_INSTRUCTION_CHARS = 4000
 MAX_TITLE_CHARS = 200
 MAX_REFERENCES = 4
-QUALITIES = ("low", "medium", "high", "auto")
+QUALITIES = ("low", "medium", "high", "xhigh", "max", "auto")
+BACKGROUNDS = ("auto", "opaque", "transparent")
 
 
 class NotFound(Exception):
@@ -61,12 +64,18 @@ class Upload:
 @dataclass
 class TurnOptions:
     """Optional turn parameters: ``size`` ``"WIDTHxHEIGHT"`` in pixels (or
-    ``"auto"``) and ``quality`` (low/medium/high/auto)."""
+    ``"auto"``; None or ``"match"`` = the image's shape for edits),
+    ``quality`` (low/medium/high/xhigh/max/auto), ``model`` (one the backend
+    offers; None = its default), ``background`` (auto/opaque/transparent),
+    reference images, and a ``mask`` or a ``markup`` (not both)."""
 
     size: str | None = None
     quality: str | None = None
     references: list[Upload] = field(default_factory=list)
     mask: Upload | None = None
+    model: str | None = None
+    background: str | None = None
+    markup: Upload | None = None
 
 
 @dataclass
@@ -119,13 +128,15 @@ def get_shared_thread(session: Session, token: str) -> Thread:
 
 
 def get_attachment(thread: Thread, turn_id: str, name: str) -> str:
-    """The sha256 of a turn's attachment: ``name`` is ``"mask"`` or
-    ``"reference-N"`` (N from 1). Raises NotFound."""
+    """The sha256 of a turn's attachment: ``name`` is ``"mask"``,
+    ``"markup"`` or ``"reference-N"`` (N from 1). Raises NotFound."""
     turn = next((t for t in thread.turns if t.id == turn_id), None)
     if turn is None:
         raise NotFound("This turn does not exist in this thread.")
     if name == "mask" and turn.mask_sha256:
         return turn.mask_sha256
+    if name == "markup" and turn.markup_sha256:
+        return turn.markup_sha256
     refs = turn.reference_sha256s or []
     if name.startswith("reference-") and name[10:].isdigit() and 1 <= int(name[10:]) <= len(refs):
         return refs[int(name[10:]) - 1]
@@ -169,19 +180,51 @@ def _clean_title(title: str | None, fallback: str) -> str:
     return title or "Untitled"
 
 
-def _clean_options(size: str | None, quality: str | None) -> tuple[str | None, str | None]:
+def clean_options(size: str | None, quality: str | None,
+                   background: str | None = None) -> tuple[str | None, str | None, str | None]:
+    """Normalise the generic shape of the options (lower case, ``auto`` and
+    ``match`` mean "not set"); the backend checks what its model takes.
+    Returns (size, quality, background). Raises InvalidInput (422)."""
     size = (size or "").strip().lower() or None
-    if size is not None and size != "auto":
+    if size is not None and size not in ("auto", "match"):
         parts = size.split("x")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise InvalidInput("The size must look like 1024x768 (width x height in pixels) or 'auto'.")
+        if len(parts) != 2 or not all(p.isdigit() and len(p) <= 5 for p in parts):
+            raise InvalidInput("The size must look like 1024x768 (width x height in pixels), 'auto' or 'match'.")
         w, h = (int(p) for p in parts)
         if not (16 <= w <= 8192 and 16 <= h <= 8192):
             raise InvalidInput("Width and height must each be between 16 and 8192 pixels.")
     quality = (quality or "").strip().lower() or None
     if quality is not None and quality not in QUALITIES:
         raise InvalidInput(f"The quality must be one of: {', '.join(QUALITIES)}.")
-    return (None if size == "auto" else size), (None if quality == "auto" else quality)
+    background = (background or "").strip().lower() or None
+    if background is not None and background not in BACKGROUNDS:
+        raise InvalidInput(f"The background must be one of: {', '.join(BACKGROUNDS)}.")
+    return (None if size == "match" else size, None if quality == "auto" else quality,
+            None if background == "auto" else background)
+
+
+def check_backend_options(backend: str, *, model: str | None, size: str | None, quality: str | None,
+                          background: str | None, image_size: tuple[int, int] | None, has_mask: bool = False,
+                          has_markup: bool = False, reference_count: int = 0) -> None:
+    """Check the options against what ``backend`` and the chosen model take
+    (for OpenAI, the catalogue in ``app/backends/openai_models.py``). A
+    ``model`` must be one the backend offers. Raises InvalidInput (422)
+    stating the rule."""
+    try:
+        impl = get_backend(backend)
+    except UnknownBackend:
+        return  # the worker fails the turn with a readable error
+    if model:
+        offered = [m["name"] for m in impl.offered_models()]
+        if model not in offered:
+            raise InvalidInput(f"The model {model!r} is not offered here; choose one of: "
+                               f"{', '.join(offered) or 'none (this backend has no models to choose)'}.")
+    try:
+        impl.check_options(model=model, size=size, quality=quality,
+                           background=background, image_size=image_size, has_mask=has_mask,
+                           has_markup=has_markup, reference_count=reference_count)
+    except OptionRejected as exc:
+        raise InvalidInput(exc.message) from None
 
 
 def _decode(upload: Upload, limits: Limits, what: str) -> Image.Image:
@@ -242,6 +285,9 @@ def create_thread(
     if not prompt and image is None:
         raise InvalidInput("Describe an image to create, upload a photo, or both.")
     decoded = _decode(image, limits, "photo") if image is not None else None
+    if prompt:
+        check_backend_options(backend, model=None, size=None, quality=None, background=None,
+                              image_size=decoded.size if decoded is not None else None)
     title = _clean_title(title, prompt or (image.filename.rsplit(".", 1)[0] if image else ""))
 
     stored = store_image(store, decoded) if decoded is not None else None
@@ -283,31 +329,47 @@ def submit_turn(
     """
     thread = get_thread(session, owner_id, thread_id)
     instruction = _clean_instruction(instruction, required=True)
-    size, quality = _clean_options(options.size, options.quality)
+    size, quality, background = clean_options(options.size, options.quality, options.background)
+    model = (options.model or "").strip() or None
     if len(options.references) > MAX_REFERENCES:
         raise InvalidInput(f"Attach at most {MAX_REFERENCES} reference images.")
+    if options.mask is not None and options.markup is not None:
+        raise InvalidInput("Send either a selected region (mask) or a drawing (markup), not both: "
+                           "a drawing guides the edit, a region limits it.")
+    head = thread.head
+    check_backend_options(backend, model=model, size=size, quality=quality, background=background,
+                          image_size=(head.width, head.height) if head else None,
+                          has_mask=options.mask is not None, has_markup=options.markup is not None,
+                          reference_count=len(options.references))
     refs = [_decode(r, limits, "reference image") for r in options.references]
-    mask = None
-    if options.mask is not None:
-        head = thread.head
+    mask = markup = None
+    if options.mask is not None or options.markup is not None:
         if head is None:
-            raise InvalidInput("There is no image to select a region of yet.")
+            raise InvalidInput("There is no image to select a region of or draw on yet.")
+        upload, decode = (options.mask, decode_mask) if options.mask is not None else (options.markup, decode_markup)
         try:
-            mask = decode_mask(options.mask.data, (head.width, head.height),
-                               max_bytes=limits.max_bytes, max_pixels=limits.max_pixels,
-                               max_side=limits.max_side)
+            decoded = decode(upload.data, (head.width, head.height), max_bytes=limits.max_bytes,
+                             max_pixels=limits.max_pixels, max_side=limits.max_side)
         except ImageRejected as exc:
             raise InvalidInput(exc.message, exc.status) from None
+        if options.mask is not None:
+            mask = decoded
+        else:
+            markup = decoded
 
     # Stored with thumbnails, so the conversation can show them small.
     mask_sha = store_image(store, mask)[0] if mask is not None else None
+    markup_sha = store_image(store, markup)[0] if markup is not None else None
     ref_shas = [store_image(store, r)[0] for r in refs]
     turn = Turn(
         id=new_id(), thread=thread, kind="edit" if thread.head_version else "generate",
         instruction=instruction, status="queued", backend=backend, size=size, quality=quality,
-        mask_sha256=mask_sha, reference_sha256s=ref_shas, created_at=utcnow(),
+        model=model, background=background, mask_sha256=mask_sha, markup_sha256=markup_sha,
+        reference_sha256s=ref_shas, created_at=utcnow(),
     )
     session.add(turn)
+    if model:
+        thread.model = model
     thread.updated_at = utcnow()
     session.commit()
     return turn
@@ -324,7 +386,8 @@ def retry_turn(session: Session, owner_id: str, turn_id: str, *, backend: str) -
     turn = Turn(
         id=new_id(), thread=thread, kind="edit" if thread.head_version else "generate",
         instruction=old.instruction, status="queued", backend=backend, size=old.size,
-        quality=old.quality, mask_sha256=old.mask_sha256,
+        quality=old.quality, model=old.model, background=old.background, mask_sha256=old.mask_sha256,
+        markup_sha256=old.markup_sha256,
         reference_sha256s=list(old.reference_sha256s or []), created_at=utcnow(),
     )
     session.add(turn)
@@ -407,8 +470,10 @@ def fork(session: Session, owner_id: str, token: str) -> Thread:
         session.add(Turn(
             id=turn_ids[t.id], thread=thread, kind=t.kind, instruction=t.instruction, status=t.status,
             message=t.message, error=t.error, base_version=t.base_version, result_version=t.result_version,
-            backend=t.backend, size=t.size, quality=t.quality, mask_sha256=t.mask_sha256,
-            reference_sha256s=list(t.reference_sha256s or []), usage=t.usage, attempts=t.attempts,
+            backend=t.backend, size=t.size, quality=t.quality, model=t.model, background=t.background,
+            mask_sha256=t.mask_sha256, markup_sha256=t.markup_sha256,
+            reference_sha256s=list(t.reference_sha256s or []), usage=t.usage, output=t.output,
+            attempts=t.attempts,
             created_at=t.created_at, started_at=t.started_at, finished_at=t.finished_at,
         ))
     for v in source.versions:

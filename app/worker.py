@@ -30,6 +30,8 @@ from app.backends import BackendDeclined, BackendFailed, EditRequest, UnknownBac
 from app.events import call_on_loop
 from app.imaging import open_png
 from app.models import Thread, Turn, utcnow
+from app.partials import PartialFrames
+from app.security import safety_identifier
 from app.services import add_version, store_image
 from app.storage import BlobStore
 
@@ -84,10 +86,13 @@ class TurnWorker:
     ``notify()`` after queueing a turn wakes an idle worker at once."""
 
     def __init__(self, sessions: sessionmaker, store: BlobStore, workers: int = 2,
-                 on_change: Callable[[str], None] | None = None) -> None:
+                 on_change: Callable[[str], None] | None = None, partials: PartialFrames | None = None) -> None:
         self.sessions = sessions
-        # Called with a thread id (from a worker thread) when one of its turns starts or ends.
+        # Called with a thread id (from a worker thread) when one of its turns starts or ends,
+        # and when a running turn receives a partial image.
         self.on_change = on_change or (lambda thread_id: None)
+        #: The newest partial image of each running turn (dropped when the turn ends).
+        self.partials = partials if partials is not None else PartialFrames()
         self.store = store
         self.workers = max(1, workers)
         self._claim_lock = threading.Lock()
@@ -174,6 +179,12 @@ class TurnWorker:
         billed, the interrupted run's work too (:func:`rerun_note`).
         """
         try:
+            self._run_turn(turn_id)
+        finally:
+            self.partials.drop(turn_id)  # partial images never outlive their turn
+
+    def _run_turn(self, turn_id: str) -> None:
+        try:
             request, backend_name, attempts = self._prepare(turn_id)
         except _TurnError as exc:
             self._finish(turn_id, "failed", error=exc.message)
@@ -208,6 +219,7 @@ class TurnWorker:
             turn.status = "succeeded"
             turn.message = _with_note(result.message, rerun_note(attempts))
             turn.usage = result.usage
+            turn.output = result.output
             turn.finished_at = utcnow()
             session.commit()
 
@@ -219,25 +231,35 @@ class TurnWorker:
             history = history_of(thread, turn.base_version)
             backend_name = turn.backend or "local"
             base_sha = base.sha256 if base else None
-            mask_sha, ref_shas = turn.mask_sha256, list(turn.reference_sha256s or [])
+            mask_sha, markup_sha, ref_shas = turn.mask_sha256, turn.markup_sha256, list(turn.reference_sha256s or [])
             instruction, size, quality = turn.instruction, turn.size, turn.quality
-            attempts = turn.attempts
+            model, background = turn.model, turn.background
+            attempts, thread_id, owner_id = turn.attempts, thread.id, thread.owner_id
         try:
             image = open_png(self.store.read(base_sha)) if base_sha else None
             mask = open_png(self.store.read(mask_sha)).convert("L") if mask_sha else None
+            markup = open_png(self.store.read(markup_sha)).convert("RGBA") if markup_sha else None
             refs = tuple(open_png(self.store.read(s)) for s in ref_shas)
         except FileNotFoundError:
             raise _TurnError("A stored image this turn needs is missing.") from None
         except Exception:  # a damaged blob: say so, keep the traceback in the log only
             log.exception("could not read a stored image for turn %s", turn_id)
             raise _TurnError("A stored image this turn needs could not be read (it is damaged).") from None
-        if mask is not None and (image is None or mask.size != image.size):
-            raise _TurnError(
-                "The selection no longer matches the current image (its size changed). "
-                "Select the region again."
-            )
+        for drawn, what in ((mask, "selection"), (markup, "drawing")):
+            if drawn is not None and (image is None or drawn.size != image.size):
+                raise _TurnError(
+                    f"The {what} no longer matches the current image (its size changed). "
+                    f"Make the {what} again."
+                )
+
+        def on_partial(index: int, frame) -> None:
+            self.partials.put(turn_id, index, frame)
+            self.on_change(thread_id)
+
         return EditRequest(instruction=instruction, image=image, mask=mask, references=refs,
-                           history=history, size=size, quality=quality), backend_name, attempts
+                           history=history, size=size, quality=quality, model=model, background=background,
+                           markup=markup, safety_identifier=safety_identifier(owner_id),
+                           on_partial=on_partial), backend_name, attempts
 
     def _fail_quietly(self, turn_id: str) -> None:
         """Best effort after an unexpected error: fail the turn (if it is

@@ -67,6 +67,7 @@
       syncAttachments();
       resetMask();
       closeMaskEditor();
+      syncModelOptions();
       autogrow($("#instruction"));
       scrollToNewTurn = true;
     } else if (elt.id === "title-form") {
@@ -94,9 +95,11 @@
       attached = [];
       strokes = [];
       drawing = null;
+      maskMode = "region";
       window.scrollTo(0, 0);
       target.focus({ preventScroll: true });
       initCompare();
+      initDrawMode();
     }
     revealTreeNode();
     syncEvents();
@@ -313,7 +316,7 @@
       ctx.strokeStyle = "#000";
       ctx.fillStyle = "#000";
     } else {
-      ctx.strokeStyle = s.erase ? erase : paint;
+      ctx.strokeStyle = s.erase ? erase : (s.color || paint);
       ctx.fillStyle = ctx.strokeStyle;
     }
     var p = s.points;
@@ -340,10 +343,13 @@
     strokes.forEach(function (s) { drawStroke(ctx, s, OVERLAY, null); });
   }
 
-  // Render the mask PNG and put it in the form's file input (or empty it).
+  // Render the strokes as a PNG and put it in the form's file input (or empty it).
+  // Region mode: the mask, white = edit on black. Draw mode: the markup, the strokes
+  // in their colours on a transparent PNG (OpenAI's markup). Never both.
   function updateMaskInput() {
-    var input = $("#mask"), c = $("#mask-canvas"), status = $("#mask-status");
-    if (!input || !c) return;
+    var mask = $("#mask"), markup = $("#markup"), c = $("#mask-canvas"), status = $("#mask-status");
+    if (!mask || !c) return;
+    var draw = maskMode === "draw";
     var dt = new DataTransfer();
     var painted = false;
     if (strokes.some(function (s) { return !s.erase; })) {
@@ -351,22 +357,82 @@
       out.width = c.width;
       out.height = c.height;
       var ctx = out.getContext("2d");
-      ctx.fillStyle = "#000";
-      ctx.fillRect(0, 0, out.width, out.height);
-      strokes.forEach(function (s) { drawStroke(ctx, s, "#fff", "#000"); });
+      if (!draw) {
+        ctx.fillStyle = "#000";
+        ctx.fillRect(0, 0, out.width, out.height);
+      }
+      strokes.forEach(function (s) { drawStroke(ctx, s, "#fff", draw ? null : "#000"); });
       var data = ctx.getImageData(0, 0, out.width, out.height).data;
-      for (var i = 0; i < data.length; i += 4) { if (data[i] > 0) { painted = true; break; } }
+      for (var i = 0; i < data.length; i += 4) {
+        if (draw ? data[i + 3] > 0 : data[i] > 0) { painted = true; break; }
+      }
       if (painted) {
         var url = out.toDataURL("image/png");
         var bin = atob(url.slice(url.indexOf(",") + 1));
         var bytes = new Uint8Array(bin.length);
         for (var j = 0; j < bin.length; j++) bytes[j] = bin.charCodeAt(j);
-        dt.items.add(new File([bytes], "mask.png", { type: "image/png" }));
+        dt.items.add(new File([bytes], draw ? "markup.png" : "mask.png", { type: "image/png" }));
       }
     }
-    input.files = dt.files;
+    var empty = new DataTransfer().files;
+    mask.files = draw ? empty : dt.files;
+    if (markup) markup.files = draw ? dt.files : empty;
     if (status) status.hidden = !painted;
+    var text = $("#mask-status-text");
+    if (text) text.textContent = draw ? "Drawing added" : "Region selected";
   }
+
+  // Region mode limits the edit to the painted pixels; draw mode sends coloured strokes
+  // that guide it (markup), for models that take them. Switching starts over.
+  var maskMode = "region";
+  function setMaskMode(mode) {
+    var drawBtn = $("#mode-draw");
+    if (mode === "draw" && drawBtn && drawBtn.disabled) return;
+    if (mode !== maskMode) { maskMode = mode; resetMask(); }
+    var region = $("#mode-region");
+    if (region) region.setAttribute("aria-pressed", String(mode === "region"));
+    if (drawBtn) drawBtn.setAttribute("aria-pressed", String(mode === "draw"));
+    $all(".draw-only").forEach(function (el) { el.hidden = mode !== "draw"; });
+    var title = $("#mask-editor-title"), hint = $("#mask-hint");
+    if (title) title.textContent = mode === "draw" ? "Draw to guide the edit" : "Paint the region to change";
+    if (hint) hint.textContent = mode === "draw"
+      ? "Circle a spot or sketch a shape, then say what to do there (\u201cput a hat here\u201d). The whole image may change."
+      : "Only the painted pixels can change; everything else stays exactly as it is. Then describe the change below.";
+  }
+
+  // ------------------------------------------------------------ model options
+  // Show only the sizes, qualities and backgrounds the chosen model takes (the
+  // catalogue, app/backends/openai_models.py, sent as .thread-page's data-models).
+  function modelInfo() {
+    var page = $(".thread-page[data-models]"), select = $("#model");
+    if (!page || !select) return null;
+    try { return JSON.parse(page.getAttribute("data-models"))[select.value] || null; } catch (e) { return null; }
+  }
+  function offer(option, allowed) {
+    option.hidden = !allowed;
+    option.disabled = !allowed;
+    if (!allowed && option.selected) option.parentNode.value = "";
+  }
+  function syncModelOptions() {
+    var info = modelInfo();
+    if (!info) return;
+    $all("#size option[data-arbitrary]").forEach(function (o) { offer(o, info.arbitrary_sizes); });
+    $all("#quality option").forEach(function (o) { if (o.value) offer(o, info.qualities.indexOf(o.value) >= 0); });
+    $all("#background option").forEach(function (o) { if (o.value) offer(o, info.backgrounds.indexOf(o.value) >= 0); });
+    var label = $("#options-model");
+    if (label) label.textContent = info.name;
+    var draw = $("#mode-draw");
+    if (draw) {
+      draw.disabled = !info.markup;
+      draw.title = info.markup
+        ? "Draw on the image to show the model where and what (markup)"
+        : info.name + " does not take drawings (markup); pick a model that does, such as gpt-image-2.5-sunburst.";
+      if (!info.markup && maskMode === "draw") setMaskMode("region");
+    }
+  }
+  document.addEventListener("change", function (evt) {
+    if (evt.target && evt.target.id === "model") syncModelOptions();
+  });
 
   function canvasPoint(c, evt) {
     var r = c.getBoundingClientRect();
@@ -385,8 +451,10 @@
     evt.preventDefault();
     c.setPointerCapture(evt.pointerId);
     var eraser = $("#mask-eraser");
+    var color = $("#draw-color");
     drawing = { erase: !!eraser && eraser.getAttribute("aria-pressed") === "true",
-                width: brushWidth(c), points: [canvasPoint(c, evt)] };
+                width: brushWidth(c), points: [canvasPoint(c, evt)],
+                color: maskMode === "draw" && color ? color.value : null };
     strokes.push(drawing);
     redraw();
   });
@@ -452,6 +520,8 @@
         t.setAttribute("aria-pressed", t.getAttribute("aria-pressed") === "true" ? "false" : "true");
         return;
       case "mask-undo": strokes.pop(); redraw(); updateMaskInput(); return;
+      case "mode-region": setMaskMode("region"); return;
+      case "mode-draw": setMaskMode("draw"); return;
       case "mask-clear": case "mask-remove": resetMask(); return;
       case "share-open":
         dialog = $("#share-dialog");
@@ -564,7 +634,18 @@
   }
   setInterval(tick, 1000);
 
+  // Without a model picker (the local backend), drawing to guide is not available.
+  function initDrawMode() {
+    var draw = $("#mode-draw");
+    if (draw && !$("#model")) {
+      draw.disabled = true;
+      draw.title = "This backend does not take drawings to guide an edit; it edits exactly what the instruction says.";
+    }
+    syncModelOptions();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    initDrawMode();
     tick();
     syncEvents();
     revealTreeNode();

@@ -15,6 +15,7 @@ from .base import (
     EditRequest,
     EditResult,
     ImageBackend,
+    OptionRejected,
 )
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "EditRequest",
     "EditResult",
     "ImageBackend",
+    "OptionRejected",
     "UnknownBackend",
     "backend_names",
     "default_backend_name",

@@ -8,10 +8,11 @@ capability flags and enforces the mask guarantee for every backend.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 class BackendError(Exception):
@@ -42,6 +43,19 @@ class BackendFailed(BackendError):
         self.retryable = retryable
 
 
+class OptionRejected(BackendFailed):
+    """An option the backend (or the chosen model) does not take; ``message``
+    states the rule, e.g. "1000x100: the ratio must be between 1:3 and 3:1."
+    The service layer answers it with 422, ``retouch edit`` with exit 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+#: Called with (0-based index, image) for each partial image a backend streams.
+PartialCallback = Callable[[int, Image.Image], None]
+
+
 @dataclass(frozen=True)
 class EditRequest:
     """Everything a backend needs for one turn.
@@ -53,8 +67,18 @@ class EditRequest:
       edit, 0 pixels to keep. Only given together with ``image``.
     - ``references``: extra images the person attached (``RGB``/``RGBA``).
     - ``history``: earlier instructions that led to ``image``, oldest first.
-    - ``size``: requested output size ``"WIDTHxHEIGHT"`` in pixels, or None.
-    - ``quality``: ``"low"``, ``"medium"``, ``"high"`` or None (backend default).
+    - ``size``: requested output size ``"WIDTHxHEIGHT"`` in pixels, or None
+      (generations: the backend's default; edits: the image's shape).
+    - ``quality``: ``"low"``, ``"medium"``, ``"high"`` (``"xhigh"``, ``"max"``
+      where the model takes them) or None (backend default).
+    - ``model``: the backend's model to use, or None for its default.
+    - ``background``: ``"opaque"``, ``"transparent"`` or None (auto).
+    - ``markup``: mode ``RGBA``, the size of ``image``: strokes drawn to guide
+      the edit, transparent elsewhere. Never together with ``mask``.
+    - ``safety_identifier``: a stable, non-identifying id of the person (a
+      hash), for the vendor's abuse monitoring.
+    - ``on_partial``: called with each partial image while the backend
+      streams (from the backend's thread); None = do not stream.
     """
 
     instruction: str
@@ -64,17 +88,25 @@ class EditRequest:
     history: tuple[str, ...] = ()
     size: str | None = None
     quality: str | None = None
+    model: str | None = None
+    background: str | None = None
+    markup: Image.Image | None = None
+    safety_identifier: str | None = None
+    on_partial: PartialCallback | None = field(default=None, compare=False)
 
 
 @dataclass
 class EditResult:
     """A backend's answer: the new image, an optional note for the person
-    (for example what was done), and the token usage the backend reported
-    (a dict such as ``{"input_tokens": 10, "output_tokens": 4160}``), if any."""
+    (for example what was done), the token usage the backend reported (a
+    dict such as ``{"input_tokens": 10, "output_tokens": 4160}``), if any,
+    and what it reports having made (``{"model", "size", "quality",
+    "background", "output_format"}``), if anything."""
 
     image: Image.Image
     message: str | None = None
     usage: dict | None = field(default=None)
+    output: dict | None = field(default=None)
 
 
 class ImageBackend(ABC):
@@ -92,6 +124,31 @@ class ImageBackend(ABC):
     accepts_mask: ClassVar[bool] = False
     #: Uses ``request.references``.
     accepts_references: ClassVar[bool] = False
+    #: Uses ``request.markup`` (strokes that guide an edit).
+    accepts_markup: ClassVar[bool] = False
+
+    def offered_models(self) -> list[dict]:
+        """The models a person may pick per turn, each a dict with at least
+        ``name`` (see ``ModelInfo.summary``); the first is the default.
+        Empty for backends without a choice of model."""
+        return []
+
+    def check_options(self, *, model: str | None = None, size: str | None = None, quality: str | None = None,
+                      background: str | None = None, image_size: tuple[int, int] | None = None,
+                      has_mask: bool = False, has_markup: bool = False, reference_count: int = 0) -> None:
+        """Refuse options this backend (or the chosen model) does not take,
+        before anything is stored or sent. ``image_size`` is the image being
+        edited, (width, height) pixels, or None for a generation.
+
+        Raises :class:`OptionRejected` with the rule. The default refuses a
+        model choice and markup, which backends must opt into.
+        """
+        if model:
+            raise OptionRejected(f"The {self.name} backend has no models to choose from.")
+        if has_markup and not self.accepts_markup:
+            raise OptionRejected(f"The {self.name} backend cannot use drawing to guide an edit (markup).")
+        if background == "transparent":
+            raise OptionRejected(f"The {self.name} backend cannot make a transparent background on request.")
 
     @abstractmethod
     def run(self, request: EditRequest) -> EditResult:
@@ -118,6 +175,13 @@ class ImageBackend(ABC):
             raise BackendDeclined(f"The {self.name} backend cannot edit a selected region.")
         if request.references and not self.accepts_references:
             raise BackendDeclined(f"The {self.name} backend cannot use reference images.")
+        if request.markup is not None and request.mask is not None:
+            raise OptionRejected("Drawing to guide an edit (markup) cannot be combined with a selected region.")
+        self.check_options(model=request.model, size=request.size, quality=request.quality,
+                           background=request.background,
+                           image_size=request.image.size if request.image is not None else None,
+                           has_mask=request.mask is not None, has_markup=request.markup is not None,
+                           reference_count=len(request.references))
         result = self.run(request)
         if request.mask is not None and request.image is not None:
             result.image = composite_through_mask(request.image, result.image, request.mask)
@@ -128,8 +192,9 @@ def composite_through_mask(original: Image.Image, edited: Image.Image, mask: Ima
     """Take ``edited`` where ``mask`` is 255 and ``original`` everywhere else.
 
     ``mask`` is mode ``L`` of ``original``'s size; values between 0 and 255
-    blend. ``edited`` is resized (Lanczos) to ``original``'s size when it
-    differs. The result has ``original``'s mode, unless either image has an
+    blend. When ``edited`` has another size, it is scaled to cover
+    ``original`` and centre-cropped (``ImageOps.fit``, Lanczos), so a result
+    of a slightly different aspect ratio is never stretched. The result has ``original``'s mode, unless either image has an
     alpha channel, in which case it is ``RGBA``. Pixels where the mask is 0
     are bit-identical to ``original``.
     """
@@ -139,5 +204,5 @@ def composite_through_mask(original: Image.Image, edited: Image.Image, mask: Ima
     base = original.convert(mode) if original.mode != mode else original
     top = edited.convert(mode) if edited.mode != mode else edited
     if top.size != base.size:
-        top = top.resize(base.size, Image.Resampling.LANCZOS)
+        top = ImageOps.fit(top, base.size, Image.Resampling.LANCZOS)
     return Image.composite(top, base, mask.convert("L"))

@@ -42,18 +42,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import logging
+import math
 import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import openai
 import pydantic
 from PIL import Image
 
+from app.backends import openai_models as catalogue
 from app.backends.base import (
     BackendDeclined,
     BackendError,
@@ -61,6 +66,8 @@ from app.backends.base import (
     EditRequest,
     EditResult,
     ImageBackend,
+    OptionRejected,
+    PartialCallback,
 )
 from app.config import get_settings
 from app.imaging import ImageRejected, decode_image, encode_png
@@ -99,7 +106,12 @@ class OpenAIBackend(ImageBackend):
     - ``api_key``: the OpenAI key; ``None`` means none is configured, and
       :meth:`run` then raises :class:`BackendFailed`.
     - ``base_url``: API root ending in ``/v1``; ``None`` means the SDK default.
-    - ``model``: image model name, e.g. ``"gpt-image-1"``.
+    - ``model``: the default image model, e.g. ``"gpt-image-2.5-sunburst"``
+      (a turn may choose another of :meth:`offered_models`).
+    - ``models``: the models offered per turn (``RETOUCH_OPENAI_MODELS``);
+      shut-down and unknown names are left out.
+    - ``partial_images``: partial images to stream per turn (0 to 3; 0 =
+      no streaming).
     - ``timeout``: seconds to wait for one HTTP request (connect, send, read).
     - ``max_retries``: how many times one turn's request may be resent after
       a failure that generated no image (connection refused, 408, 409, 429,
@@ -115,6 +127,7 @@ class OpenAIBackend(ImageBackend):
     can_generate = True
     accepts_mask = True
     accepts_references = True
+    accepts_markup = True  # per model: see check_options
 
     def __init__(
         self,
@@ -122,6 +135,8 @@ class OpenAIBackend(ImageBackend):
         api_key: str | None = _UNSET,
         base_url: str | None = _UNSET,
         model: str | None = None,
+        models: list[str] | None = None,
+        partial_images: int | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         client: openai.OpenAI | None = None,
@@ -130,6 +145,14 @@ class OpenAIBackend(ImageBackend):
         self.api_key: str | None = settings.openai_api_key if api_key is _UNSET else api_key
         self.base_url: str | None = settings.openai_base_url if base_url is _UNSET else base_url
         self.model: str = model or settings.openai_model
+        if models is None:
+            models = [m.strip() for m in settings.openai_models.split(",") if m.strip()]
+        #: Offered models: the live, known ones of ``models``, the default first when live.
+        self.models: list[str] = [m for m in dict.fromkeys([self.model, *models])
+                                  if catalogue.model_problem(m) is None]
+        self.partial_images: int = int(settings.openai_partial_images if partial_images is None else partial_images)
+        #: Largest image file sent, in bytes (the API's limit; tests lower it).
+        self.max_image_bytes: int = catalogue.MAX_IMAGE_BYTES
         self.timeout: float = float(settings.openai_timeout if timeout is None else timeout)
         self.max_retries: int = int(settings.openai_max_retries if max_retries is None else max_retries)
         self._client = client
@@ -179,62 +202,152 @@ class OpenAIBackend(ImageBackend):
 
     # --------------------------------------------------------------------- run
 
+    def offered_models(self) -> list[dict]:
+        """The live models of ``RETOUCH_OPENAI_MODELS`` (default first), each
+        as :meth:`ModelInfo.summary` describes it."""
+        return [catalogue.CATALOGUE[m].summary() for m in self.models]
+
+    def problems(self) -> list[str]:
+        """What is wrong with the configured models, one sentence each (for
+        the start-up log): a shut-down or unknown ``RETOUCH_OPENAI_MODEL``,
+        and each such name in ``RETOUCH_OPENAI_MODELS``."""
+        settings = get_settings()
+        out = [p for p in [catalogue.model_problem(self.model)] if p]
+        listed = [m.strip() for m in settings.openai_models.split(",") if m.strip()]
+        out += [p for p in (catalogue.model_problem(m, "RETOUCH_OPENAI_MODELS") for m in listed) if p]
+        return out
+
+    def check_options(self, *, model: str | None = None, size: str | None = None, quality: str | None = None,
+                      background: str | None = None, image_size: tuple[int, int] | None = None,
+                      has_mask: bool = False, has_markup: bool = False, reference_count: int = 0) -> None:
+        """Refuse what the chosen model does not take, by the catalogue
+        (:mod:`app.backends.openai_models`): a shut-down or unknown model
+        (the message names ``RETOUCH_OPENAI_MODEL`` when it is the default),
+        a size, quality or background outside the model's rules, markup on a
+        model without it or together with a mask, and more than 16 images.
+        Raises :class:`OptionRejected`."""
+        name = model or self.model
+        problem = catalogue.model_problem(name, "RETOUCH_OPENAI_MODEL" if not model else "the chosen model")
+        if problem:
+            raise OptionRejected(problem)
+        info = catalogue.CATALOGUE[name]
+        for check, value in ((catalogue.size_problem, size), (catalogue.quality_problem, quality),
+                             (catalogue.background_problem, background)):
+            if value and (why := check(info, value)):
+                raise OptionRejected(why)
+        if has_markup:
+            if has_mask:
+                raise OptionRejected("Drawing to guide an edit (markup) cannot be combined with a selected region.")
+            if not info.markup:
+                takes = ", ".join(m.name for m in catalogue.CATALOGUE.values() if m.live and m.markup)
+                raise OptionRejected(
+                    f"{name} does not take drawings to guide an edit (markup"
+                    + (" is not documented for it" if info.markup is None else "")
+                    + f"); choose one of {takes}.")
+        images = reference_count + (1 if image_size else 0)
+        if images > catalogue.MAX_INPUT_IMAGES:
+            raise OptionRejected(f"OpenAI takes at most {catalogue.MAX_INPUT_IMAGES} images per edit; "
+                                 f"this one has {images}.")
+
     def run(self, request: EditRequest) -> EditResult:
         """Send ``request`` to the Images API and return the new image.
 
         Without ``request.image`` this calls ``images.generate``; with one it
-        calls ``images.edit`` with ``[current image, *references]`` as PNG
-        files and, if given, the mask converted by :func:`mask_to_openai_png`.
-        ``size`` (``"WIDTHxHEIGHT"`` pixels) and ``quality`` are sent only when
-        set. The prompt is :func:`build_prompt` of the instruction and history.
+        calls ``images.edit`` with ``[current image, *references]`` and, if
+        given, the mask (:func:`mask_to_openai_png`) or the markup. Each image
+        is sent as PNG, or re-encoded to fit the API's 50 MB limit
+        (:func:`fit_upload`; the result's ``message`` says so). ``size`` is
+        sent when set; an edit without one asks for the image's own shape
+        (:func:`app.backends.openai_models.matching_size`). ``quality`` and
+        ``background`` are sent when set, ``safety_identifier`` when given.
+        With ``request.on_partial`` and ``partial_images`` > 0 the request
+        streams (``stream=True``) and each partial image is passed to
+        ``on_partial`` as it arrives. The prompt is :func:`build_prompt` of
+        the instruction and history.
 
         Returns an :class:`EditResult` whose ``image`` is RGB or RGBA at the
-        size the API chose (:meth:`ImageBackend.edit` resizes and composites
-        masked results) and whose ``usage`` is the API's token usage as a
-        plain dict, or None if it reported none.
+        size the API chose, ``usage`` the API's token usage as a plain dict
+        (or None), and ``output`` the model and the effective size, quality,
+        background and format the API reported.
 
         Raises :class:`BackendDeclined` when the safety system refused the
-        request, and :class:`BackendFailed` for everything else that goes
-        wrong (see :func:`map_openai_error`), never with the API key in it.
+        request, :class:`OptionRejected` for options the model does not
+        take, and :class:`BackendFailed` for everything else that goes wrong
+        (see :func:`map_openai_error`), never with the API key in it. A
+        stream that breaks after it started is not resent: OpenAI may have
+        billed it.
         """
+        model = request.model or self.model
+        info = catalogue.CATALOGUE[model]  # check_options (in edit) refused unknown ones
         client = self.client()
         prompt = build_prompt(request.instruction, request.history)
-        options: dict[str, Any] = {"model": self.model, "prompt": prompt}
+        options: dict[str, Any] = {"model": model, "prompt": prompt}
+        notes: list[str] = []
         if request.size:
             options["size"] = request.size
+        elif request.image is not None:
+            options["size"] = catalogue.matching_size(info, *request.image.size)
         if request.quality:
             options["quality"] = request.quality
+        if request.background and request.background != "auto":
+            options["background"] = request.background
+        if request.safety_identifier:
+            options["safety_identifier"] = request.safety_identifier
+        streaming = bool(request.on_partial and self.partial_images > 0 and info.streaming)
+        if streaming:
+            options["stream"] = True
+            options["partial_images"] = min(self.partial_images, catalogue.MAX_PARTIAL_IMAGES)
 
         if request.image is None:
-            log.info("OpenAI images.generate model=%s size=%s", self.model, request.size)
+            log.info("OpenAI images.generate model=%s size=%s stream=%s", model, request.size, streaming)
 
             def call(client: openai.OpenAI) -> Any:
                 return client.images.generate(**options)
         else:
-            images = [("image.png", png_bytes(request.image), "image/png")]
-            images += [
-                (f"reference-{i}.png", png_bytes(ref), "image/png")
-                for i, ref in enumerate(request.references, start=1)
-            ]
+            first = fit_upload(request.image, "image.png", self.max_image_bytes, "The image")
+            images = [first.file]
+            notes += [first.note] if first.note else []
+            for i, ref in enumerate(request.references, start=1):
+                fitted = fit_upload(ref, f"reference-{i}.png", self.max_image_bytes, f"Reference image {i}")
+                images.append(fitted.file)
+                notes += [fitted.note] if fitted.note else []
             if request.mask is not None:
-                options["mask"] = ("mask.png", mask_to_openai_png(request.mask, request.image.size), "image/png")
+                mask = mask_to_openai_png(request.mask, first.size)
+                if len(mask) >= catalogue.MAX_MASK_BYTES:
+                    raise OptionRejected(
+                        f"The selected region's mask is {len(mask) / 1e6:.1f} MB as a PNG; OpenAI takes masks "
+                        "under 4 MB. Select a simpler region (fewer, larger strokes).")
+                options["mask"] = ("mask.png", mask, "image/png")
+            if request.markup is not None:
+                markup = request.markup.convert("RGBA")
+                if markup.size != first.size:
+                    markup = markup.resize(first.size, Image.Resampling.NEAREST)
+                options["markup"] = ("markup.png", encode_png(markup), "image/png")
             log.info(
-                "OpenAI images.edit model=%s images=%d mask=%s size=%s",
-                self.model, len(images), request.mask is not None, request.size,
+                "OpenAI images.edit model=%s images=%d mask=%s markup=%s size=%s stream=%s",
+                model, len(images), request.mask is not None, request.markup is not None,
+                options.get("size"), streaming,
             )
 
             def call(client: openai.OpenAI) -> Any:
                 return client.images.edit(image=images, **options)
 
         response, resent = self._send(client, call)
-        result = EditResult(image=result_image(response), usage=usage_dict(response))
+        if streaming:
+            result = read_stream(response, request.on_partial)
+        else:
+            result = EditResult(image=result_image(response), usage=usage_dict(response),
+                                output=output_dict(response))
+        result.output = {"model": model, **(result.output or {})}
         if resent:
-            result.message = (
+            notes.append(
                 f"OpenAI failed at first ({'; '.join(resent)}), so Retouch sent the request again "
                 f"({len(resent) + 1} requests in all). "
                 + ("The failed request" if len(resent) == 1 else f"The {len(resent)} failed requests")
                 + " made no image, so only the last one is billed."
             )
+        if notes:
+            result.message = " ".join(notes)
         return result
 
     def _send(self, client: openai.OpenAI, call: Callable[[openai.OpenAI], Any]) -> tuple[Any, list[str]]:
@@ -284,6 +397,95 @@ class OpenAIBackend(ImageBackend):
 def png_bytes(image: Image.Image) -> bytes:
     """Encode ``image`` (RGB or RGBA) as the PNG file sent to the API. Returns bytes."""
     return encode_png(image)
+
+
+@dataclass
+class FittedUpload:
+    """An image as sent to the API: ``file`` the SDK's (name, bytes, MIME
+    type) tuple, ``size`` its (width, height) in pixels, and ``note`` a
+    sentence saying how it was changed to fit, or None when sent as is."""
+
+    file: tuple[str, bytes, str]
+    size: tuple[int, int]
+    note: str | None = None
+
+
+def fit_upload(image: Image.Image, filename: str, max_bytes: int, what: str) -> FittedUpload:
+    """Encode ``image`` for ``images.edit`` under ``max_bytes`` bytes (the
+    API takes png, webp or jpg files "less than 50MB", SDK
+    ``image_edit_params.py``).
+
+    Lossless PNG when it fits. Otherwise JPEG at quality 95 (WebP at quality
+    95 for images with transparency); if that is still too large, the image
+    is scaled down (Lanczos) until it fits. Returns a :class:`FittedUpload`
+    whose ``note`` (starting with ``what``) says what was done.
+    """
+    png = png_bytes(image)
+    if len(png) < max_bytes:
+        return FittedUpload((filename, png, "image/png"), image.size)
+    alpha = "A" in image.mode
+    fmt, mime = ("WEBP", "image/webp") if alpha else ("JPEG", "image/jpeg")
+    current = image
+    while True:
+        buf = io.BytesIO()
+        current.convert("RGBA" if alpha else "RGB").save(buf, format=fmt, quality=95)
+        data = buf.getvalue()
+        if len(data) < max_bytes or min(current.size) <= 16:
+            break
+        scale = math.sqrt(max_bytes / len(data)) * 0.9
+        current = image.resize((max(16, int(current.width * scale)), max(16, int(current.height * scale))),
+                               Image.Resampling.LANCZOS)
+    scaled = f", scaled to {current.width}x{current.height}" if current.size != image.size else ""
+    note = (f"{what} is {len(png) / 1e6:.1f} MB as a PNG, over OpenAI's {max_bytes / 1e6:g} MB limit, "
+            f"so Retouch sent it as {'WebP' if alpha else 'JPEG'} "
+            f"(quality 95{scaled}, {len(data) / 1e6:.1f} MB).")
+    name = filename.rsplit(".", 1)[0] + (".webp" if alpha else ".jpg")
+    return FittedUpload((name, data, mime), current.size, note)
+
+
+def read_stream(stream: Any, on_partial: PartialCallback | None) -> EditResult:
+    """Read an ``images.edit``/``images.generate`` event stream (the SDK's
+    ``ImageEditStreamEvent`` / ``ImageGenStreamEvent``): pass each
+    ``*.partial_image`` frame to ``on_partial`` (index, image) and return the
+    ``*.completed`` event's image, usage and output settings.
+
+    Raises :class:`BackendFailed` (not retryable: the request may have been
+    billed) when the stream breaks, reports an error, or ends without a
+    completed event; nothing of it is kept.
+    """
+    partials = 0
+    completed = None
+    try:
+        for event in stream:
+            kind = getattr(event, "type", "")
+            if kind.endswith(".partial_image"):
+                partials += 1
+                if on_partial is not None:
+                    on_partial(int(event.partial_image_index), decode_b64_image(event.b64_json))
+            elif kind.endswith(".completed"):
+                completed = event
+    except (openai.OpenAIError, httpx2.HTTPError, OSError, ValueError) as exc:  # ValueError: bad JSON or event
+        detail = ""
+        if isinstance(exc, openai.APIError) and getattr(exc, "message", None):
+            detail = f" It said: {_sentence(str(exc.message))}"
+        raise BackendFailed(
+            f"The connection to OpenAI broke after {partials} partial image{'s' if partials != 1 else ''}, "
+            "before the final image." + detail + " Nothing was saved. Retouch did not resend it by itself: "
+            "OpenAI may have billed it. You can try again.",
+            retryable=False,
+        ) from None
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    if completed is None:
+        raise BackendFailed(
+            f"OpenAI's stream ended after {partials} partial image{'s' if partials != 1 else ''} without the "
+            "final image. Nothing was saved; you can try again.",
+            retryable=False,
+        )
+    return EditResult(image=decode_b64_image(completed.b64_json), usage=usage_dict(completed),
+                      output=output_dict(completed))
 
 
 def mask_to_openai_png(mask: Image.Image, size: tuple[int, int]) -> bytes:
@@ -377,6 +579,14 @@ def result_image(response: object) -> Image.Image:
                 retryable=False,
             )
         raise BackendFailed("OpenAI answered without the image data (no b64_json).", retryable=False)
+    return decode_b64_image(b64)
+
+
+def decode_b64_image(b64: str) -> Image.Image:
+    """Decode one base64 image of the API (a final or a partial image) into
+    a loaded RGB or RGBA PIL image. Raises :class:`BackendFailed` (not
+    retryable) when it is not base64 or not a PNG/JPEG/WebP image within
+    :data:`RESULT_MAX_BYTES` and :data:`RESULT_MAX_PIXELS`."""
     try:
         raw = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
@@ -407,6 +617,19 @@ def usage_dict(response: object) -> dict | None:
     if hasattr(usage, "model_dump"):
         return usage.model_dump(mode="json", exclude_none=True)
     return dict(usage) if isinstance(usage, dict) else None
+
+
+def output_dict(response: object) -> dict:
+    """What the API reports it made, as a plain dict: the effective
+    ``size``, ``quality``, ``background`` and ``output_format`` (these
+    matter when ``auto`` was sent; ``ImagesResponse`` and the completed
+    stream events carry them). Missing ones are left out."""
+    out = {}
+    for key in ("size", "quality", "background", "output_format"):
+        value = getattr(response, key, None)
+        if isinstance(value, str) and value:
+            out[key] = value
+    return out
 
 
 def map_openai_error(exc: Exception, *, timeout: float, api_key: str | None = None) -> BackendError:
@@ -466,11 +689,47 @@ def _map_status_error(exc: openai.APIStatusError, api_key: str | None) -> Backen
             retryable=False,
         )
     marker = f"{code} {kind}".lower()
+    param = str(exc.param or body.get("param") or "") if hasattr(exc, "param") else str(body.get("param") or "")
     if status == 400 and ("moderation" in marker or "safety" in marker):
         because = f" It said: {_sentence(reason)}" if reason else ""
+        categories = body.get("moderation_categories") or body.get("categories")
+        if isinstance(categories, list) and categories:
+            because += " Categories: " + ", ".join(str(c).replace("_", " ") for c in categories) + "."
         return BackendDeclined(
             "OpenAI's safety system declined this request." + because
             + " Try rephrasing the instruction or using a different image."
+        )
+    if code == "model_not_found" or param == "model":
+        return BackendFailed(
+            "OpenAI does not offer the image model this turn asked for"
+            + (f" ({_sentence(reason)})" if reason else ".")
+            + " Set RETOUCH_OPENAI_MODEL (and RETOUCH_OPENAI_MODELS) to live models: "
+            + ", ".join(catalogue.live_models()) + "." + request_id,
+            retryable=False,
+        )
+    if code == "invalid_api_key" or (status == 403 and "key" in marker):
+        return BackendFailed(
+            "OpenAI refused the API key. Check that OPENAI_API_KEY holds a valid, active key "
+            "and restart Retouch." + request_id,
+            retryable=False,
+        )
+    if status == 400 and param in ("size", "quality", "background", "input_fidelity", "markup", "mask",
+                                   "image", "prompt", "partial_images", "n", "output_format"):
+        what = {"size": "the size", "quality": "the quality", "background": "the background",
+                "input_fidelity": "the input fidelity", "markup": "the drawing (markup)",
+                "mask": "the selected region (mask)", "image": "an image", "prompt": "the instruction",
+                "partial_images": "the number of partial images", "n": "the number of images",
+                "output_format": "the output format"}[param]
+        return BackendFailed(
+            f"OpenAI refused {what} of this request" + (f": {_sentence(reason)}" if reason else ".")
+            + " Change it in Options and try again." + request_id,
+            retryable=False,
+        )
+    if code in ("billing_hard_limit_reached", "billing_not_active"):
+        return BackendFailed(
+            "The OpenAI account cannot be billed (" + code.replace("_", " ") + "). "
+            + (_sentence(reason) if reason else "Check the plan and billing details of the account."),
+            retryable=False,
         )
     if status == 429:
         if code == "insufficient_quota" or kind == "insufficient_quota":

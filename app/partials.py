@@ -1,0 +1,65 @@
+"""Partial images of running turns, kept in memory only.
+
+While the ``openai`` backend streams, each partial image it receives is put
+here (the newest one per turn), the turn's thread is announced as changed
+(``app/events.py``), and open pages show it in the pending bubble through
+``GET .../turns/{id}/partial``. A partial image is never a version: the
+worker drops a turn's frame when the turn ends, whatever the outcome, and
+nothing of it reaches the database or the blob store. Like the events, this
+is per process.
+"""
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass
+
+from PIL import Image
+
+from app.imaging import normalise_mode
+
+#: WebP quality of the stored frames (they are previews; the final image replaces them).
+FRAME_QUALITY = 80
+
+
+@dataclass(frozen=True)
+class PartialFrame:
+    """One partial image: its 0-based ``index`` in the stream, ``data`` as
+    WebP bytes and its ``width`` and ``height`` in pixels."""
+
+    index: int
+    data: bytes
+    width: int
+    height: int
+
+
+class PartialFrames:
+    """The newest partial image of each running turn, by turn id; thread-safe."""
+
+    def __init__(self) -> None:
+        self._frames: dict[str, PartialFrame] = {}
+        self._lock = threading.Lock()
+
+    def put(self, turn_id: str, index: int, image: Image.Image) -> PartialFrame:
+        """Keep ``image`` (RGB or RGBA) as the turn's newest frame, encoded
+        as WebP. Returns the stored :class:`PartialFrame`."""
+        buf = io.BytesIO()
+        normalise_mode(image).save(buf, format="WEBP", quality=FRAME_QUALITY, method=2)
+        frame = PartialFrame(index, buf.getvalue(), image.width, image.height)
+        with self._lock:
+            self._frames[turn_id] = frame
+        return frame
+
+    def get(self, turn_id: str) -> PartialFrame | None:
+        """The turn's newest frame, or None."""
+        with self._lock:
+            return self._frames.get(turn_id)
+
+    def drop(self, turn_id: str) -> None:
+        """Forget the turn's frame (when the turn ends)."""
+        with self._lock:
+            self._frames.pop(turn_id, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._frames)
