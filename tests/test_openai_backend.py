@@ -58,32 +58,32 @@ def open_png(data: bytes) -> Image.Image:
 
 
 def test_generate_sends_prompt_model_size_and_quality(fake_openai):
-    backend = make_backend(fake_openai, model="gpt-image-1")
-    result = backend.edit(EditRequest("A lighthouse at dusk, oil painting", size="256x128", quality="low"))
+    backend = make_backend(fake_openai, model="gpt-image-2.5-flare")
+    result = backend.edit(EditRequest("A lighthouse at dusk, oil painting", size="1536x512", quality="low"))
 
     assert len(fake_openai.requests) == 1
     req = fake_openai.requests[0]
     assert req.path == "/v1/images/generations"
     assert req.headers["authorization"] == f"Bearer {API_KEY}"
     assert req.json["prompt"] == "A lighthouse at dusk, oil painting"
-    assert req.json["model"] == "gpt-image-1"
-    assert req.json["size"] == "256x128"
+    assert req.json["model"] == "gpt-image-2.5-flare"
+    assert req.json["size"] == "1536x512"
     assert req.json["quality"] == "low"
     assert "response_format" not in req.json  # gpt-image models always return b64_json
     assert "image" not in req.json
 
-    assert result.image.size == (256, 128)
+    assert result.image.size == (1536, 512)
     assert result.image.mode == "RGB"
     assert result.image.getpixel((5, 5)) == fake_openai.color
 
 
 def test_generate_omits_size_and_quality_when_not_given(fake_openai):
     fake_openai.image_size = (32, 32)
-    backend = make_backend(fake_openai, model="gpt-image-1-mini")
+    backend = make_backend(fake_openai, model="gpt-image-2")
     result = backend.run(EditRequest("a red square"))
 
     body = fake_openai.requests[0].json
-    assert body == {"model": "gpt-image-1-mini", "prompt": "a red square"}
+    assert body == {"model": "gpt-image-2", "prompt": "a red square"}
     assert result.image.size == (32, 32)
 
 
@@ -112,7 +112,7 @@ def test_edit_uploads_current_image_first_then_references(fake_openai):
     assert req.path == "/v1/images/edits"
     assert req.headers["content-type"].startswith("multipart/form-data")
     assert req.param("prompt") == "Put the hat from the first reference on him"
-    assert req.param("model") == "gpt-image-1"
+    assert req.param("model") == "gpt-image-2.5-sunburst"
     assert req.param("size") == "1024x1024"
     assert req.param("quality") == "medium"
     assert "response_format" not in req.fields
@@ -352,14 +352,14 @@ def test_defaults_come_from_settings(clean_settings, fake_openai):
     clean_settings.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     get_settings.cache_clear()
     backend = OpenAIBackend()
-    assert (backend.model, backend.timeout, backend.max_retries) == ("gpt-image-1", 180.0, 1)
+    assert (backend.model, backend.timeout, backend.max_retries) == ("gpt-image-2.5-sunburst", 180.0, 1)
     client = backend.client()
     assert isinstance(client, openai.OpenAI)
     assert client.timeout == 180.0
     assert client.max_retries == 1
     assert API_KEY not in repr(backend)
     backend.run(EditRequest("a cat"))
-    assert fake_openai.requests[0].json["model"] == "gpt-image-1"
+    assert fake_openai.requests[0].json["model"] == "gpt-image-2.5-sunburst"
 
 
 def test_backend_without_key_can_be_built_and_explains(clean_settings):
@@ -371,7 +371,7 @@ def test_backend_without_key_can_be_built_and_explains(clean_settings):
 
 def test_fake_server_returns_real_png(fake_openai):
     client = openai.OpenAI(api_key=API_KEY, base_url=fake_openai.base_url, max_retries=0)
-    response = client.images.generate(model="gpt-image-1", prompt="x", size="16x8")
+    response = client.images.generate(model="gpt-image-2.5-flare", prompt="x", size="1024x640")
     im = open_png(base64.b64decode(response.data[0].b64_json))
-    assert im.size == (16, 8)
+    assert im.size == (1024, 640)
     assert response.usage.total_tokens > 0

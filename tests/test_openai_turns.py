@@ -37,7 +37,7 @@ def test_edit_sends_the_current_image_and_history(client, fake_openai):
     assert edit.path == "/v1/images/edits"
     assert edit.images[0].data == stored_v1  # the prior image's exact bytes
     assert "make the background black" in edit.param("prompt")
-    assert edit.param("model") == "gpt-image-1"
+    assert edit.param("model") == "gpt-image-2.5-sunburst"  # the default: a live model
 
     second = client.post(f"/api/v1/threads/{thread['id']}/turns",
                          data={"instruction": "add 'SALE' at the top", "quality": "low"}).json()

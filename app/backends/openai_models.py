@@ -295,9 +295,11 @@ def matching_size(info: ModelInfo, width: int, height: int) -> str:
     w = h * ratio
     best = None
     # Try the roundings around the ideal size; keep the valid one nearest in ratio.
-    for rw in (math.floor(w / 16) * 16, math.ceil(w / 16) * 16):
-        for rh in (math.floor(h / 16) * 16, math.ceil(h / 16) * 16):
-            if rw <= 0 or rh <= 0 or size_problem(info, f"{rw}x{rh}"):
+    widths = {math.floor(w / 16) * 16 + d for d in (-16, 0, 16, 32)}
+    heights = {math.floor(h / 16) * 16 + d for d in (-16, 0, 16, 32)}
+    for rw in widths:
+        for rh in heights:
+            if rw <= 0 or rh <= 0 or rw * rh > STABLE_PIXELS or size_problem(info, f"{rw}x{rh}"):
                 continue
             score = abs(math.log(rw / rh / ratio))
             if best is None or score < best[0]:
