@@ -59,7 +59,7 @@ class Rig:
     def point_backend_at(self, base_url: str, **options) -> None:
         """(Re-)register the test backend; the next turn builds it afresh."""
         options = {"timeout": TIMEOUT, "max_retries": MAX_RETRIES, **options}
-        register_backend(BACKEND, lambda: OpenAIBackend(api_key=API_KEY, base_url=base_url, **options))
+        register_backend(BACKEND, lambda: OpenAIBackend(api_key=API_KEY, base_url=base_url, **{"partial_images": 0, **options}))
 
     def turn(self, thread_id: str, instruction: str) -> dict:
         r = self.client.post(f"/api/v1/threads/{thread_id}/turns", data={"instruction": instruction})
@@ -105,8 +105,10 @@ def rig(tmp_path, sqlite_url, fake_openai, caplog) -> Iterator[Rig]:
     fake_openai.retry_after = "0.2"
     settings = make_settings(tmp_path / "data", sqlite_url, backend=BACKEND)
     r = None
+    # Not streamed: these faults are answers to a plain request (a stream that breaks
+    # is tested in test_openai_options.py).
     register_backend(BACKEND, lambda: OpenAIBackend(api_key=API_KEY, base_url=fake_openai.base_url,
-                                                    timeout=TIMEOUT, max_retries=MAX_RETRIES))
+                                                    timeout=TIMEOUT, max_retries=MAX_RETRIES, partial_images=0))
     try:
         with TestClient(create_app(settings)) as client:
             r = Rig(client, fake_openai, caplog)

@@ -285,7 +285,7 @@ def test_rejected_key_is_not_retryable_and_not_shown(fake_openai):
 def test_other_client_errors_are_not_retryable_and_carry_the_api_message(fake_openai):
     err = expect_failure(fake_openai, "400")
     assert not err.retryable
-    assert "HTTP 400" in err.message
+    assert "OpenAI refused the size of this request" in err.message and "Options" in err.message
     assert "Invalid value: '3x3'" in err.message
 
 

@@ -112,6 +112,7 @@ class OpenAIBackend(ImageBackend):
       shut-down and unknown names are left out.
     - ``partial_images``: partial images to stream per turn (0 to 3; 0 =
       no streaming).
+    - ``max_image_bytes``: largest image file sent; default the API's 50 MB.
     - ``timeout``: seconds to wait for one HTTP request (connect, send, read).
     - ``max_retries``: how many times one turn's request may be resent after
       a failure that generated no image (connection refused, 408, 409, 429,
@@ -137,6 +138,7 @@ class OpenAIBackend(ImageBackend):
         model: str | None = None,
         models: list[str] | None = None,
         partial_images: int | None = None,
+        max_image_bytes: int | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         client: openai.OpenAI | None = None,
@@ -152,7 +154,7 @@ class OpenAIBackend(ImageBackend):
                                   if catalogue.model_problem(m) is None]
         self.partial_images: int = int(settings.openai_partial_images if partial_images is None else partial_images)
         #: Largest image file sent, in bytes (the API's limit; tests lower it).
-        self.max_image_bytes: int = catalogue.MAX_IMAGE_BYTES
+        self.max_image_bytes: int = max_image_bytes or catalogue.MAX_IMAGE_BYTES
         self.timeout: float = float(settings.openai_timeout if timeout is None else timeout)
         self.max_retries: int = int(settings.openai_max_retries if max_retries is None else max_retries)
         self._client = client
