@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
@@ -25,6 +25,7 @@ from app.schemas import (
     ThreadList,
     ThreadOut,
     TurnOut,
+    Urls,
     share_link_url,
     thread_out,
     thread_summary,
@@ -254,6 +255,7 @@ def shared_turn_attachment(token: str, turn_id: str, name: str, request: Request
 
 
 PARTIAL_RESPONSES = {200: {"content": {"image/webp": {}}},
+                     303: {"description": "the turn has ended: its final image"},
                      404: {"model": ErrorOut, "description": "no partial image (none yet, or the turn ended)"}}
 
 
@@ -262,7 +264,7 @@ def turn_partial(thread_id: str, turn_id: str, ctx: ContextDep, session: Session
                  i: int | None = None) -> Response:
     """The running turn's newest partial image (WebP), never cached; 404 once the turn ended."""
     thread = services.get_thread(session, owner, thread_id)
-    return partial_response(ctx, thread, turn_id)
+    return partial_response(ctx, thread, turn_id, Urls(thread))
 
 
 @router.get("/shared/{token}/turns/{turn_id}/partial", responses=PARTIAL_RESPONSES)
@@ -270,17 +272,23 @@ def shared_turn_partial(token: str, turn_id: str, ctx: ContextDep, session: Sess
                         i: int | None = None) -> Response:
     """A shared thread's running turn's newest partial image, for link holders."""
     thread = services.get_shared_thread(session, token)
-    return partial_response(ctx, thread, turn_id)
+    return partial_response(ctx, thread, turn_id, Urls(thread, token))
 
 
-def partial_response(ctx, thread: Thread, turn_id: str) -> Response:
+def partial_response(ctx, thread: Thread, turn_id: str, urls: Urls) -> Response:
     """Serve the newest partial frame of ``turn_id`` (a turn of ``thread``)
-    from memory (``app/partials.py``). Raises HTTPException 404 when the turn
-    is not in the thread or has no frame."""
-    frame = ctx.partials.get(turn_id)
-    if frame is None or not any(t.id == turn_id for t in thread.turns):
-        raise HTTPException(404, "This turn has no partial image (none arrived yet, or the turn ended).")
-    return Response(frame.data, media_type="image/webp", headers={"Cache-Control": "no-store"})
+    from memory (``app/partials.py``), never cached. Once the turn has ended
+    its frames are gone: a page that asks a moment too late is sent on to the
+    final image (303 See Other) when the turn made one. Raises HTTPException
+    404 when the turn is not in the thread or has neither."""
+    turn = next((t for t in thread.turns if t.id == turn_id), None)
+    frame = ctx.partials.get(turn_id) if turn is not None else None
+    if frame is not None:
+        return Response(frame.data, media_type="image/webp", headers={"Cache-Control": "no-store"})
+    if turn is not None and not turn.pending and turn.result_version is not None:
+        return RedirectResponse(urls.image(turn.result_version), status_code=303,
+                                headers={"Cache-Control": "no-store"})
+    raise HTTPException(404, "This turn has no partial image (none arrived yet, or the turn ended).")
 
 
 def image_response(request: Request, ctx, thread: Thread, number: int, size: str | None, download: bool) -> Response:

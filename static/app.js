@@ -33,6 +33,7 @@
   });
 
   var scrollToNewTurn = false;
+  var shownPartial = "";
 
   // The pending bubble appears as soon as a turn is sent (before the upload ends);
   // the server's answer replaces it with the real, polled one.
@@ -83,6 +84,11 @@
     var target = evt.detail.target;
     if (!target) return;
     if (target.id === "live" || (target.closest && target.closest("#live"))) {
+      // A new partial image is news too: bring its turn into view once per frame.
+      var partial = $("#conversation figure.version.partial");
+      var partialKey = partial ? partial.closest(".turn").id + "#" + partial.getAttribute("data-partial") : "";
+      if (partialKey && partialKey !== shownPartial) scrollToNewTurn = true;
+      shownPartial = partialKey;
       if (scrollToNewTurn) {
         scrollToNewTurn = false;
         var turns = $all("#conversation .turn");

@@ -139,7 +139,8 @@ def test_partial_images_are_served_while_the_turn_runs_and_never_become_versions
     assert max(abs(a - b) for a, b in zip(frame.getpixel((5, 5)), fake_openai.partial_colors[0])) < 8
     # Afterwards: no frame, and only the upload and the final result are versions.
     url = f"/api/v1/threads/{thread['id']}/turns/{turn['id']}/partial?i=0"
-    assert client.get(url).status_code == 404
+    after = client.get(url, follow_redirects=False)  # sent on to the final image
+    assert after.status_code == 303 and after.headers["location"].endswith(f"/versions/{now['result_version']}/image")
     assert len(client.get(f"/api/v1/threads/{thread['id']}").json()["versions"]) == 2
 
 
