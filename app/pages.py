@@ -268,7 +268,8 @@ def _version(request: Request, ctx, context: dict, number: int, *, threads=None)
     turn = next((t for t in thread.turns if t.id == version.turn_id), None) if version.turn_id else None
     context.update(version=version, selected=number, threads=threads or [],
                    children=[v.number for v in thread.versions if v.parent == number],
-                   made_by=turn.backend if turn is not None and turn.kind in ("edit", "generate") else None)
+                   made_by=turn.backend if turn is not None and turn.kind in ("edit", "generate") else None,
+                   made_output=turn.output if turn is not None else None)
     headers = {} if context["owner"] else SHARED_HEADERS
     return render(request, "version.html", context, block="content", headers=headers)
 

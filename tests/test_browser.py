@@ -14,6 +14,7 @@ The module is skipped when Chromium or Playwright is missing, except under
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -24,6 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -76,15 +78,16 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Server:
-    """``retouch serve`` on a free port, with its own data dir (SQLite)."""
-    base = tmp_path_factory.mktemp("browser-server")
+@contextlib.contextmanager
+def serve(base: Path, **env_extra: str) -> Iterator[Server]:
+    """``retouch serve`` on a free port, with its own data dir under ``base``
+    (SQLite) and ``env_extra`` added to a clean environment (no inherited
+    ``RETOUCH_*`` or OpenAI variables); stopped on exit."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("RETOUCH_") and k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env.update(RETOUCH_DATA_DIR=str(base / "data"), RETOUCH_BACKEND="local",
-               RETOUCH_TURN_RATE_LIMIT="1000/minute", PYTHONUNBUFFERED="1")
+    env.update(RETOUCH_DATA_DIR=str(base / "data"), RETOUCH_TURN_RATE_LIMIT="1000/minute", PYTHONUNBUFFERED="1",
+               **env_extra)
     log = base / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -104,13 +107,22 @@ def server(tmp_path_factory) -> Server:
             proc.kill()
             pytest.fail(f"the server did not answer /healthz within 60 s:\n{srv.log_tail()}")
         time.sleep(0.2)
-    yield srv
-    proc.terminate()
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:  # pragma: no cover
-        proc.kill()
-        proc.wait(timeout=5)
+        yield srv
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Server:
+    """``retouch serve`` with the local backend."""
+    with serve(tmp_path_factory.mktemp("browser-server"), RETOUCH_BACKEND="local") as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,7 @@ Screenshots go to ``tests/artifacts/browser/`` (openai-*.png).
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
+import math
 
 import pytest
 from PIL import Image
@@ -27,9 +22,7 @@ from PIL import Image
 from tests.fake_openai import FakeOpenAI
 from tests.test_browser import (  # noqa: F401 (fixtures)
     PHONE,
-    ROOT,
     Server,
-    _free_port,
     _painted_pixels,
     _zigzag,
     browser,
@@ -41,6 +34,7 @@ from tests.test_browser import (  # noqa: F401 (fixtures)
     new_thread,
     next_version,
     photo,
+    serve,
     shot,
     submit,
     ui,
@@ -60,39 +54,9 @@ def fake():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, fake) -> Server:
     """``retouch serve`` with the openai backend against the fake (SQLite)."""
-    base = tmp_path_factory.mktemp("browser-openai-server")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RETOUCH_") and k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env.update(RETOUCH_DATA_DIR=str(base / "data"), RETOUCH_BACKEND="openai", OPENAI_API_KEY="sk-test-browser",
-               OPENAI_BASE_URL=fake.base_url, RETOUCH_OPENAI_TIMEOUT="60",
-               RETOUCH_TURN_RATE_LIMIT="1000/minute", PYTHONUNBUFFERED="1")
-    log = base / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", log, proc)
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited with {proc.returncode}:\n{srv.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{srv.url}/healthz", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the server did not answer /healthz within 60 s:\n{srv.log_tail()}")
-        time.sleep(0.2)
-    yield srv
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:  # pragma: no cover
-        proc.kill()
-        proc.wait(timeout=5)
+    with serve(tmp_path_factory.mktemp("browser-openai-server"), RETOUCH_BACKEND="openai",
+               OPENAI_API_KEY="sk-test-browser", OPENAI_BASE_URL=fake.base_url, RETOUCH_OPENAI_TIMEOUT="60") as srv:
+        yield srv
 
 
 @browser_test
@@ -160,7 +124,6 @@ def test_model_picker_and_draw_to_guide(ui, photo, fake):
     expect(canvas).to_be_visible()
     box = canvas.bounding_box()
     cx, cy, r = box["x"] + box["width"] * .3, box["y"] + box["height"] * .4, box["width"] * .08
-    import math
     _zigzag(page, [(cx + r * math.cos(t / 12 * 2 * math.pi), cy + r * math.sin(t / 12 * 2 * math.pi))
                    for t in range(13)])
     assert _painted_pixels(canvas) > 0

@@ -467,6 +467,11 @@ def read_stream(stream: Any, on_partial: PartialCallback | None) -> EditResult:
             elif kind.endswith(".completed"):
                 completed = event
     except (openai.OpenAIError, httpx2.HTTPError, OSError, ValueError) as exc:  # ValueError: bad JSON or event
+        body = getattr(exc, "body", None)
+        code = str(body.get("code") or body.get("type") or "") if isinstance(body, dict) else ""
+        if "moderation" in code or "safety" in code:  # refused mid-stream: a decline, as before the stream
+            message = body.get("message")
+            raise moderation_decline(body, str(message) if message else None) from None
         detail = ""
         if isinstance(exc, openai.APIError) and getattr(exc, "message", None):
             detail = f" It said: {_sentence(str(exc.message))}"
@@ -675,6 +680,19 @@ def map_openai_error(exc: Exception, *, timeout: float, api_key: str | None = No
     )
 
 
+def moderation_decline(error: dict, reason: str | None) -> BackendDeclined:
+    """The decline for a request OpenAI's safety system refused (code
+    ``moderation_blocked``), with the API's ``reason`` and the categories
+    when the error object lists them (``moderation_categories`` or
+    ``categories``)."""
+    because = f" It said: {_sentence(reason)}" if reason else ""
+    categories = error.get("moderation_categories") or error.get("categories")
+    if isinstance(categories, list) and categories:
+        because += " Categories: " + ", ".join(str(c).replace("_", " ") for c in categories) + "."
+    return BackendDeclined("OpenAI's safety system declined this request." + because
+                           + " Try rephrasing the instruction or using a different image.")
+
+
 def _map_status_error(exc: openai.APIStatusError, api_key: str | None) -> BackendError:
     status = exc.status_code
     body = exc.body if isinstance(exc.body, dict) else {}
@@ -693,14 +711,7 @@ def _map_status_error(exc: openai.APIStatusError, api_key: str | None) -> Backen
     marker = f"{code} {kind}".lower()
     param = str(exc.param or body.get("param") or "") if hasattr(exc, "param") else str(body.get("param") or "")
     if status == 400 and ("moderation" in marker or "safety" in marker):
-        because = f" It said: {_sentence(reason)}" if reason else ""
-        categories = body.get("moderation_categories") or body.get("categories")
-        if isinstance(categories, list) and categories:
-            because += " Categories: " + ", ".join(str(c).replace("_", " ") for c in categories) + "."
-        return BackendDeclined(
-            "OpenAI's safety system declined this request." + because
-            + " Try rephrasing the instruction or using a different image."
-        )
+        return moderation_decline(body, reason)
     if code == "model_not_found" or param == "model":
         return BackendFailed(
             "OpenAI does not offer the image model this turn asked for"
