@@ -7,7 +7,7 @@ or a request rejected after its uploads were stored can leave files under
 
 - ``<xx>/<sha256>.png`` images and ``<xx>/<sha256>.thumb.webp`` thumbnails
   whose sha256 is not a version's ``sha256``, a turn's ``mask_sha256`` or
-  one of a turn's ``reference_sha256s``;
+  ``markup_sha256``, or one of a turn's ``reference_sha256s``;
 - ``<xx>/.tmp-*`` files a write left behind when the process died between
   creating the temporary file and renaming it into place.
 
@@ -87,7 +87,8 @@ def referenced_digests(engine: Engine) -> set[str]:
     refs: set[str] = set()
     with engine.connect() as conn:
         refs.update(conn.scalars(select(Version.sha256).distinct()))
-        refs.update(conn.scalars(select(Turn.mask_sha256).where(Turn.mask_sha256.is_not(None)).distinct()))
+        for column in (Turn.mask_sha256, Turn.markup_sha256):
+            refs.update(conn.scalars(select(column).where(column.is_not(None)).distinct()))
         for shas in conn.scalars(select(Turn.reference_sha256s)):
             refs.update(s for s in (shas or []) if isinstance(s, str))
     return refs

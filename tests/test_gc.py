@@ -205,3 +205,27 @@ def test_retouch_gc_command(tmp_path, fake_backend):
     assert run_gc(data, "--grace-seconds", "-1").returncode == 2
     bad = run_gc(tmp_path / "elsewhere")
     assert bad.returncode == 2 and "no Retouch tables" in bad.stderr
+
+
+def test_a_markup_drawing_counts_as_used(settings, app_client, fake_backend):
+    """A turn's markup (strokes that guided an edit) is kept like its mask."""
+    fake_backend.accepts_markup = True  # the test backend takes drawings, as OpenAI's 2.5 models do
+    thread = app_client.post("/api/v1/threads", files={"image": ("p.png", png_bytes(), "image/png")}).json()
+    drawing = Image.new("RGBA", (40, 30), (0, 0, 0, 0))
+    drawing.paste((255, 0, 0, 255), (5, 5, 15, 15))
+    buf = io.BytesIO()
+    drawing.save(buf, "PNG")
+    r = app_client.post(f"/api/v1/threads/{thread['id']}/turns", data={"instruction": "a hat here"},
+                        files={"markup": ("d.png", buf.getvalue(), "image/png")})
+    assert r.status_code == 202, r.text
+    wait_for_thread(app_client, thread["id"])
+    assert fake_backend.requests[-1].markup is not None
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        refs = referenced_digests(engine)
+    finally:
+        engine.dispose()
+    turn_id = r.json()["id"]
+    served = app_client.get(f"/api/v1/threads/{thread['id']}/turns/{turn_id}/attachments/markup").content
+    assert hashlib.sha256(served).hexdigest() in refs
+    assert len(refs) == 3  # the photo, the result and the drawing
