@@ -182,9 +182,11 @@ def _clean_title(title: str | None, fallback: str) -> str:
 
 def clean_options(size: str | None, quality: str | None,
                    background: str | None = None) -> tuple[str | None, str | None, str | None]:
-    """Normalise the generic shape of the options (lower case, ``auto`` and
-    ``match`` mean "not set"); the backend checks what its model takes.
-    Returns (size, quality, background). Raises InvalidInput (422)."""
+    """Normalise the generic shape of the options (lower case); the backend
+    checks what its model takes. Size ``"match"`` (or none) becomes None:
+    edits keep the image's shape, generations use the backend's default;
+    ``"auto"`` stays, so the API picks. Quality and background ``"auto"``
+    become None. Returns (size, quality, background). Raises InvalidInput (422)."""
     size = (size or "").strip().lower() or None
     if size is not None and size not in ("auto", "match"):
         parts = size.split("x")

@@ -31,9 +31,17 @@ https://platform.openai.com/docs/api-reference/images/create):
   of the same dimensions as the first image (and under 4 MB). The model treats
   it as guidance only; :meth:`ImageBackend.edit` composites the result back
   over the original so pixels outside the mask stay exact.
-- GPT image models (``gpt-image-1`` and later) always return base64-encoded
-  images in ``data[].b64_json`` and do not accept ``response_format``; they
-  report token usage in ``usage``.
+- GPT image models always return base64-encoded images in
+  ``data[].b64_json`` and do not accept ``response_format``; they report
+  token usage in ``usage``. Which model takes which size, quality,
+  background and markup is the catalogue's business
+  (:mod:`app.backends.openai_models`); :meth:`OpenAIBackend.check_options`
+  applies it before anything is sent.
+- With ``stream=True`` the answer is server-sent events: ``partial_images``
+  (0 to 3) ``*.partial_image`` events, then one ``*.completed`` event with
+  the image and usage (SDK ``openai/types/image_edit_stream_event.py`` and
+  ``image_gen_stream_event.py``). A stream that breaks after it started is
+  never resent.
 - Errors come back as ``{"error": {"message", "type", "param", "code"}}``;
   a prompt or image refused by the safety system is HTTP 400 with code
   ``moderation_blocked``.
