@@ -41,7 +41,10 @@ ERRORS = {400: {"model": ErrorOut, "description": "a body that cannot be parsed 
           422: {"model": ErrorOut, "description": "invalid input"}}
 UPLOAD_ERRORS = {413: {"model": ErrorOut, "description": "upload too large (bytes, pixels or side)"},
                  415: {"model": ErrorOut, "description": "not JPEG, PNG or WebP (a mask: not PNG)"},
-                 429: {"model": ErrorOut, "description": "too many turns (Retry-After says when to retry)"}}
+                 429: {"model": ErrorOut, "description": "too many turns (Retry-After says when to retry), or "
+                                                         "too many waiting (RETOUCH_MAX_QUEUED_TURNS)"},
+                 507: {"model": ErrorOut, "description": "the owner's stored images reached "
+                                                         "RETOUCH_OWNER_QUOTA_BYTES"}}
 
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=ERRORS)
 
@@ -171,10 +174,12 @@ def get_turn(turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep
 
 
 @router.post("/turns/{turn_id}/retry", status_code=202, response_model=TurnOut, dependencies=[TurnLimit],
-             responses={409: {"model": ErrorOut, "description": "the turn did not fail"}, 429: UPLOAD_ERRORS[429]})
+             responses={409: {"model": ErrorOut, "description": "the turn did not fail"}, 429: UPLOAD_ERRORS[429],
+                        507: UPLOAD_ERRORS[507]})
 def retry_turn(turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> TurnOut:
     """Send a failed or declined turn's instruction again, as a new turn."""
-    turn = services.retry_turn(session, owner, turn_id, backend=ctx.backend)
+    turn = services.retry_turn(session, owner, turn_id, backend=ctx.backend, store=ctx.store,
+                                limits=ctx.limits)
     ctx.worker.notify()
     return turn_out(turn, partials=ctx.partials, prices=ctx.prices)
 
@@ -207,7 +212,8 @@ def get_shared(token: str, request: Request, ctx: ContextDep, session: SessionDe
     return thread_out(thread, base_url=str(request.base_url), share_token=token, partials=ctx.partials)
 
 
-@router.post("/shared/{token}/fork", status_code=201, response_model=ThreadOut)
+@router.post("/shared/{token}/fork", status_code=201, response_model=ThreadOut, dependencies=[TurnLimit],
+             responses={429: UPLOAD_ERRORS[429]})
 def fork(token: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> ThreadOut:
     """Copy the shared thread into a new thread owned by the caller."""
     thread = services.fork(session, owner, token)

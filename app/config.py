@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     #: Turns one owner may queue, as a ``limits`` string (``"30/minute"``,
     #: ``"500/day"``); ``0`` turns the limit off.
     turn_rate_limit: str = "30/minute"
+    #: Turns (and forks) one client address may queue without an owner
+    #: cookie, as a ``limits`` string; ``0`` turns it off. Stops a client that
+    #: drops its cookie from escaping ``turn_rate_limit``.
+    anonymous_rate_limit: str = "30/minute"
+    #: Turns one owner may have queued or running at once; ``0`` = no cap.
+    max_queued_turns: int = 20
+    #: Bytes of stored images one owner may use (versions, masks, drawings,
+    #: references; shared blobs count once); ``0`` = no quota. Past it: 507.
+    owner_quota_bytes: int = 0
 
     openai_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY")

@@ -12,6 +12,7 @@ from app.config import Settings
 from app.events import ThreadEvents
 from app.partials import PartialFrames
 from app.rate_limit import RateLimiter
+from app.security import OWNER_COOKIE
 from app.services import Limits, TurnOptions, Upload
 from app.storage import BlobStore
 from app.worker import TurnWorker
@@ -35,13 +36,16 @@ class AppContext:
     partials: PartialFrames
     backend: str
     turn_limiter: RateLimiter
+    #: Turns and forks per client address from requests without an owner cookie.
+    address_limiter: RateLimiter | None = None
     #: ``RETOUCH_OPENAI_PRICES`` parsed (``app/usage.py``); {} = show no cost.
     prices: dict = field(default_factory=dict)
 
     @property
     def limits(self) -> Limits:
         s = self.settings
-        return Limits(s.max_upload_bytes, s.max_upload_pixels, s.max_upload_side)
+        return Limits(s.max_upload_bytes, s.max_upload_pixels, s.max_upload_side,
+                      max_queued_turns=s.max_queued_turns, quota_bytes=s.owner_quota_bytes)
 
 
 def get_context(request: Request) -> AppContext:
@@ -69,8 +73,20 @@ def limit_body_size(request: Request) -> None:
 
 
 def count_turn(request: Request) -> None:
-    """Take one turn from the caller's rate limit (429 past it)."""
-    request.app.state.ctx.turn_limiter.hit(request.state.owner_id)
+    """Take one turn from the caller's rate limit (429 past it). A request
+    without a (valid) owner cookie also takes one from its client address's
+    limit, so dropping the cookie does not escape the limit."""
+    ctx: AppContext = request.app.state.ctx
+    ctx.turn_limiter.hit(request.state.owner_id)
+    if ctx.address_limiter is not None and is_new_owner(request):
+        ctx.address_limiter.hit(request.client.host if request.client else "unknown")
+
+
+def is_new_owner(request: Request) -> bool:
+    """True when the request came without a valid owner cookie (the
+    security middleware issued a new owner for it)."""
+    new = getattr(request.state, "new_owner", None)
+    return (OWNER_COOKIE not in request.cookies) if new is None else bool(new)
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]

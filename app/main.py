@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Conversational, multi-turn image editing.")
     app.state.ctx = AppContext(settings=settings, sessions=sessions, store=store, worker=worker,
                                events=events, partials=partials, backend=backend_name,
-                               prices=parse_prices(settings.openai_prices), turn_limiter=RateLimiter(settings.turn_rate_limit, "turns"))
+                               prices=parse_prices(settings.openai_prices), turn_limiter=RateLimiter(settings.turn_rate_limit, "turns"),
+                               address_limiter=RateLimiter(settings.anonymous_rate_limit, "turns without a cookie"))
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(access.router)

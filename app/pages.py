@@ -215,7 +215,7 @@ def revert(thread_id: str, request: Request, ctx: ContextDep, session: SessionDe
 @router.post("/t/{thread_id}/turns/{turn_id}/retry", dependencies=[TurnLimit])
 def retry(thread_id: str, turn_id: str, request: Request, ctx: ContextDep, session: SessionDep,
           owner: OwnerDep) -> Response:
-    services.retry_turn(session, owner, turn_id, backend=ctx.backend)
+    services.retry_turn(session, owner, turn_id, backend=ctx.backend, store=ctx.store, limits=ctx.limits)
     ctx.worker.notify()
     return _after_change(request, ctx, session, owner, thread_id)
 
@@ -346,7 +346,7 @@ async def shared_events(token: str, ctx: ContextDep) -> EventSourceResponse:
     return _event_stream(ctx, thread_id, SHARED_HEADERS)
 
 
-@router.post("/s/{token}/fork")
+@router.post("/s/{token}/fork", dependencies=[TurnLimit])
 def fork(token: str, request: Request, session: SessionDep, owner: OwnerDep) -> Response:
     thread = services.fork(session, owner, token)
     return redirect(request, f"/t/{thread.id}")

@@ -9,11 +9,12 @@ input. Bad input is rejected before anything is written.
 """
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.backends import OptionRejected, UnknownBackend, get_backend
@@ -25,7 +26,7 @@ from app.imaging import (
     encode_png,
     encode_thumbnail,
 )
-from app.models import ShareLink, Thread, Turn, Version, new_id, utcnow
+from app.models import PENDING_STATUSES, ShareLink, Thread, Turn, Version, new_id, utcnow
 from app.storage import BlobStore
 
 MAX_INSTRUCTION_CHARS = 4000
@@ -80,12 +81,15 @@ class TurnOptions:
 
 @dataclass
 class Limits:
-    """Upload limits (from the settings): file size in bytes, image area in
-    pixels, and the longest side in pixels."""
+    """Limits from the settings: upload file size in bytes, image area in
+    pixels and the longest side in pixels; turns one owner may have queued
+    or running (0 = no cap); bytes of stored images per owner (0 = no quota)."""
 
     max_bytes: int
     max_pixels: int
     max_side: int
+    max_queued_turns: int = 0
+    quota_bytes: int = 0
 
 
 # ---------------------------------------------------------------- reading
@@ -154,10 +158,34 @@ def get_version(thread: Thread, number: int) -> Version:
 # ---------------------------------------------------------------- helpers
 
 
+#: C0 control characters (except tab and newline), DEL, and lone UTF-16
+#: surrogates: not text a person typed. PostgreSQL cannot store NUL in a text
+#: column at all ("invalid byte sequence for encoding UTF8: 0x00").
+_NOT_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
+def check_text(text: str, what: str) -> str:
+    """Return ``text`` unchanged, or raise InvalidInput (422) naming ``what``
+    when it holds a character of :data:`_NOT_TEXT` (the first one's code
+    point is given, e.g. U+0000)."""
+    bad = _NOT_TEXT.search(text)
+    if bad:
+        raise InvalidInput(f"The {what} contains a control character (U+{ord(bad.group()):04X}); "
+                           "remove it and try again.")
+    return text
+
+
+def clean_filename(name: str | None) -> str:
+    """An uploaded file's name as stored (it names the upload turn and is
+    the default title): control characters and surrogates removed, at most
+    200 characters."""
+    return _NOT_TEXT.sub("", name or "").strip()[:MAX_TITLE_CHARS]
+
+
 def _clean_instruction(text: str | None, *, required: bool) -> str:
     # Browsers submit a textarea's line breaks as CRLF (HTML Living Standard,
     # "textarea wrapping transformation"); store plain "\n".
-    text = (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+    text = check_text((text or "").replace("\r\n", "\n").replace("\r", "\n").strip(), "instruction")
     if not text:
         if required:
             raise InvalidInput("Write an instruction: what should change?")
@@ -170,7 +198,7 @@ def _clean_instruction(text: str | None, *, required: bool) -> str:
 
 
 def _clean_title(title: str | None, fallback: str) -> str:
-    title = " ".join((title or "").split())
+    title = " ".join(check_text(title or "", "title").split())
     if not title:
         title = " ".join(fallback.split())
         if len(title) > 60:
@@ -189,10 +217,10 @@ def clean_options(size: str | None, quality: str | None,
     become None. Returns (size, quality, background). Raises InvalidInput (422)."""
     size = (size or "").strip().lower() or None
     if size is not None and size not in ("auto", "match"):
-        parts = size.split("x")
-        if len(parts) != 2 or not all(p.isdigit() and len(p) <= 5 for p in parts):
+        # ASCII digits only ("²".isdigit() is True), at most 5 each: the column holds 20 characters.
+        if not _SIZE.fullmatch(size):
             raise InvalidInput("The size must look like 1024x768 (width x height in pixels), 'auto' or 'match'.")
-        w, h = (int(p) for p in parts)
+        w, h = (int(p) for p in size.split("x"))
         if not (16 <= w <= 8192 and 16 <= h <= 8192):
             raise InvalidInput("Width and height must each be between 16 and 8192 pixels.")
     quality = (quality or "").strip().lower() or None
@@ -203,6 +231,9 @@ def clean_options(size: str | None, quality: str | None,
         raise InvalidInput(f"The background must be one of: {', '.join(BACKGROUNDS)}.")
     return (None if size == "match" else size, None if quality == "auto" else quality,
             None if background == "auto" else background)
+
+
+_SIZE = re.compile(r"[0-9]{1,5}x[0-9]{1,5}", re.ASCII)
 
 
 def check_backend_options(backend: str, *, model: str | None, size: str | None, quality: str | None,
@@ -259,6 +290,52 @@ def add_version(session: Session, thread: Thread, *, sha256: str, width: int, he
     return version
 
 
+def pending_turns(session: Session, owner_id: str) -> int:
+    """How many of the owner's turns are queued or running."""
+    return session.scalar(select(func.count(Turn.pk)).join(Thread).where(
+        Thread.owner_id == owner_id, Turn.status.in_(PENDING_STATUSES))) or 0
+
+
+def stored_bytes(session: Session, store: BlobStore, owner_id: str) -> int:
+    """Bytes of the stored PNGs the owner's threads use: versions, masks,
+    drawings and references, each distinct image once (forks share files).
+    Thumbnails are not counted."""
+    shas: set[str] = set(session.scalars(select(Version.sha256).join(Thread).where(Thread.owner_id == owner_id)))
+    rows = session.execute(select(Turn.mask_sha256, Turn.markup_sha256, Turn.reference_sha256s).join(Thread)
+                           .where(Thread.owner_id == owner_id))
+    for mask, markup, refs in rows:
+        shas.update(x for x in (mask, markup, *(refs or [])) if isinstance(x, str))
+    total = 0
+    for sha in shas:
+        try:
+            total += store.path(sha).stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def check_owner_limits(session: Session, store: BlobStore, owner_id: str, limits: Limits | None, *,
+                       queues_turn: bool, stores_images: bool) -> None:
+    """Refuse, before anything is stored, a request past the owner's limits:
+    429 when ``queues_turn`` and the owner already has
+    ``limits.max_queued_turns`` turns waiting or running (RFC 6585 §4);
+    507 Insufficient Storage (RFC 4918 §11.5) when ``stores_images`` or
+    ``queues_turn`` (a result will be stored) and the owner's stored images
+    have reached ``limits.quota_bytes``."""
+    if limits is None:
+        return
+    if queues_turn and limits.max_queued_turns > 0:
+        waiting = pending_turns(session, owner_id)
+        if waiting >= limits.max_queued_turns:
+            raise InvalidInput(f"You already have {waiting} turns waiting or running (the limit is "
+                               f"{limits.max_queued_turns}). Wait for some to finish, then send this again.", 429)
+    if (queues_turn or stores_images) and limits.quota_bytes > 0:
+        used = stored_bytes(session, store, owner_id)
+        if used >= limits.quota_bytes:
+            raise InvalidInput(f"Your images use {used / 1e6:.1f} MB of the {limits.quota_bytes / 1e6:.1f} MB "
+                               "this server allows each person, so nothing new can be stored.", 507)
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -286,11 +363,13 @@ def create_thread(
     prompt = _clean_instruction(prompt, required=False)
     if not prompt and image is None:
         raise InvalidInput("Describe an image to create, upload a photo, or both.")
+    check_owner_limits(session, store, owner_id, limits, queues_turn=bool(prompt), stores_images=image is not None)
     decoded = _decode(image, limits, "photo") if image is not None else None
     if prompt:
         check_backend_options(backend, model=None, size=None, quality=None, background=None,
                               image_size=decoded.size if decoded is not None else None)
-    title = _clean_title(title, prompt or (image.filename.rsplit(".", 1)[0] if image else ""))
+    filename = clean_filename(image.filename) if image else ""
+    title = _clean_title(title, prompt or filename.rsplit(".", 1)[0])
 
     stored = store_image(store, decoded) if decoded is not None else None
     now = utcnow()
@@ -299,7 +378,7 @@ def create_thread(
     if stored is not None:
         sha, w, h = stored
         upload_turn = Turn(id=new_id(), thread=thread, kind="upload", status="succeeded",
-                           instruction=image.filename or "", created_at=now, finished_at=now)
+                           instruction=filename, created_at=now, finished_at=now)
         session.add(upload_turn)
         add_version(session, thread, sha256=sha, width=w, height=h, parent=None, turn=upload_turn)
     if prompt:
@@ -331,6 +410,7 @@ def submit_turn(
     """
     thread = get_thread(session, owner_id, thread_id)
     instruction = _clean_instruction(instruction, required=True)
+    check_owner_limits(session, store, owner_id, limits, queues_turn=True, stores_images=True)
     size, quality, background = clean_options(options.size, options.quality, options.background)
     model = (options.model or "").strip() or None
     if len(options.references) > MAX_REFERENCES:
@@ -377,13 +457,17 @@ def submit_turn(
     return turn
 
 
-def retry_turn(session: Session, owner_id: str, turn_id: str, *, backend: str) -> Turn:
+def retry_turn(session: Session, owner_id: str, turn_id: str, *, backend: str,
+               store: BlobStore | None = None, limits: Limits | None = None) -> Turn:
     """Queue a new turn with the same instruction, mask, references and
-    options as a declined or failed turn. Raises NotFound, or InvalidInput
-    (409) when the turn has not ended in failure."""
+    options as a declined or failed turn. Raises NotFound, InvalidInput
+    (409) when the turn has not ended in failure, or (429/507) past the
+    owner's ``limits`` (see :func:`check_owner_limits`)."""
     old = get_turn(session, owner_id, turn_id)
     if old.status not in ("failed", "declined") or old.kind not in ("edit", "generate"):
         raise InvalidInput("Only a failed or declined turn can be tried again.", 409)
+    if store is not None:
+        check_owner_limits(session, store, owner_id, limits, queues_turn=True, stores_images=False)
     thread = old.thread
     turn = Turn(
         id=new_id(), thread=thread, kind="edit" if thread.head_version else "generate",

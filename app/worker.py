@@ -21,9 +21,10 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import anyio
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from app.backends import BackendDeclined, BackendFailed, EditRequest, UnknownBackend, get_backend
@@ -31,6 +32,7 @@ from app.events import call_on_loop
 from app.imaging import open_png
 from app.models import Thread, Turn, utcnow
 from app.partials import PartialFrames
+from app.schemas import utc
 from app.security import safety_identifier
 from app.services import add_version, store_image
 from app.storage import BlobStore
@@ -61,6 +63,33 @@ def recover_interrupted(sessions: sessionmaker) -> tuple[int, int]:
     if requeued or failed:
         log.warning("recovered interrupted turns: %d requeued, %d failed", requeued, failed)
     return requeued, failed
+
+
+def pick_fairly(session) -> int | None:
+    """The primary key of the turn to start next (see :meth:`TurnWorker.claim`),
+    or None. Two grouped queries, whatever the queue's length: each owner's
+    oldest runnable turn, and each owner's running count and last start."""
+    busy = select(Turn.thread_id).where(Turn.status == "running")
+    candidates = session.execute(
+        select(Thread.owner_id, func.min(Turn.pk)).join(Thread, Turn.thread_id == Thread.id)
+        .where(Turn.status == "queued", Turn.thread_id.not_in(busy)).group_by(Thread.owner_id)
+    ).all()
+    if not candidates:
+        return None
+    owners = [owner for owner, _ in candidates]
+    served = {owner: (running or 0, last) for owner, running, last in session.execute(
+        select(Thread.owner_id, func.count(Turn.pk).filter(Turn.status == "running"), func.max(Turn.started_at))
+        .join(Thread, Turn.thread_id == Thread.id)
+        .where(Thread.owner_id.in_(owners), Turn.started_at.is_not(None)).group_by(Thread.owner_id)
+    )}
+    never = datetime.min.replace(tzinfo=timezone.utc)
+
+    def order(candidate):
+        owner, pk = candidate
+        running, last = served.get(owner, (0, None))
+        return running, utc(last) if last is not None else never, pk
+
+    return min(candidates, key=order)[1]
 
 
 def history_of(thread: Thread, number: int | None) -> tuple[str, ...]:
@@ -151,14 +180,18 @@ class TurnWorker:
             self.notify()  # a finished turn may unblock the next one of its thread
 
     def claim(self) -> tuple[str, str] | None:
-        """Mark the oldest runnable queued turn ``running``; return its id
-        and its thread's id, or None when no turn can start."""
+        """Mark the next runnable queued turn ``running``; return its id and
+        its thread's id, or None when no turn can start.
+
+        Runnable: queued, in a thread with no turn running (a thread's turns
+        run one at a time, oldest first). Owners take turns (round-robin):
+        of each owner's oldest runnable turn, the one whose owner has the
+        fewest turns running, then whose owner was served longest ago, then
+        the oldest, starts next. So one owner's backlog cannot starve
+        another's."""
         with self._claim_lock, self.sessions() as session:
-            busy = select(Turn.thread_id).where(Turn.status == "running")
-            turn = session.scalar(
-                select(Turn).where(Turn.status == "queued", Turn.thread_id.not_in(busy))
-                .order_by(Turn.pk).limit(1)
-            )
+            pk = pick_fairly(session)
+            turn = session.get(Turn, pk) if pk is not None else None
             if turn is None:
                 return None
             thread = turn.thread

@@ -160,7 +160,7 @@ def serve(data_dir: Path, env: dict | None = None, startup_timeout: float = 60):
     ``data_dir``; yields the base URL and stops the server afterwards."""
     port = free_port()
     full_env = {**os.environ, "RETOUCH_BACKEND": "local", "RETOUCH_DATA_DIR": str(data_dir),
-                "RETOUCH_TURN_RATE_LIMIT": "0", **(env or {})}
+                "RETOUCH_TURN_RATE_LIMIT": "0", "RETOUCH_ANONYMOUS_RATE_LIMIT": "0", **(env or {})}
     log = open(Path(data_dir).parent / f"server-{port}.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT,
                             env=full_env, stdout=log, stderr=subprocess.STDOUT)
