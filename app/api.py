@@ -85,11 +85,16 @@ async def create_thread(request: Request, ctx: ContextDep, owner: OwnerDep) -> T
             read_upload, upload if isinstance(upload, StarletteUpload) else None, ctx.settings.max_upload_bytes)
         prompt, title = _text(form.get("prompt")), _text(form.get("title"))
     else:
+        from app.http_limits import json_too_deep, too_deep_message
+
+        raw = await request.body()  # at most RETOUCH_MAX_JSON_BYTES (app/http_limits.py)
+        if json_too_deep(raw):  # before json.loads recurses into it
+            raise HTTPException(422, too_deep_message())
         try:
-            body = CreateThreadJSON.model_validate(json.loads(await request.body() or b"null"))
+            body = CreateThreadJSON.model_validate(json.loads(raw or b"null"))
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(include_url=False)) from None
-        except ValueError:
+        except (ValueError, RecursionError):
             raise HTTPException(422, "The body is not valid JSON.") from None
         image, prompt, title = None, body.prompt, body.title
 
@@ -299,13 +304,26 @@ def partial_response(ctx, thread: Thread, turn_id: str, urls: Urls) -> Response:
 
 def image_response(request: Request, ctx, thread: Thread, number: int, size: str | None, download: bool) -> Response:
     """Serve a version's stored PNG or WebP thumbnail (see :func:`blob_response`);
-    ``download`` adds ``Content-Disposition`` naming the file ``<title>-v<number>.png``."""
+    ``download`` adds ``Content-Disposition: attachment`` naming the file
+    ``<title>-v<number>.png``: an ASCII ``filename`` and, for a title beyond
+    ASCII, ``filename*`` in UTF-8 (RFC 6266 §4.3, RFC 8187), which clients
+    that read it prefer."""
+    import unicodedata
+    from urllib.parse import quote
+
     version = services.get_version(thread, number)
-    filename = None
-    if download:
-        name = "".join(c if c.isalnum() or c in "-_" else "-" for c in thread.title).strip("-")[:60] or "retouch"
-        filename = f"{name}-v{number}.png"
-    return blob_response(request, ctx, version.sha256, size, filename=filename)
+    response = blob_response(request, ctx, version.sha256, size)
+    if download and response.status_code == 200:
+        def clean(text: str) -> str:
+            return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-")[:60] or "retouch"
+
+        name = clean(thread.title)
+        ascii_name = clean(unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii"))
+        value = f'attachment; filename="{ascii_name}-v{number}.png"'
+        if ascii_name != name:
+            value += f"; filename*=UTF-8''{quote(f'{name}-v{number}.png', safe='')}"
+        response.headers["Content-Disposition"] = value
+    return response
 
 
 def blob_response(request: Request, ctx, sha256: str, size: str | None, *, filename: str | None = None) -> Response:

@@ -58,6 +58,22 @@ class Settings(BaseSettings):
     #: When set, creating threads and sending turns needs a login with this
     #: password (shared links stay viewable). Scripts send it as a Bearer token.
     access_password: str | None = None
+    #: Largest request body that is not ``multipart/form-data`` (JSON,
+    #: URL-encoded forms), in bytes; past it: 413, and no more is read.
+    max_json_bytes: int = 64 * 1024
+    #: Seconds to wait for the next piece of an unfinished request body
+    #: before answering 408 Request Timeout.
+    body_timeout: float = Field(default=30.0, gt=0)
+    #: Proxy addresses trusted to set ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto``, comma-separated IPs or networks, ``*`` = any
+    #: (uvicorn's ``--forwarded-allow-ips``); unset = those headers are ignored.
+    forwarded_allow_ips: str | None = None
+    #: The address people reach Retouch at (``https://retouch.example.com``):
+    #: share links and ``og:image`` use it, whatever ``Host`` a request sends.
+    public_url: str | None = None
+    #: Host names a request's ``Host`` may name, comma-separated
+    #: (``*.example.com`` allowed); ``*`` = any. Others get 400.
+    allowed_hosts: str = "*"
     #: Turns one owner may queue, as a ``limits`` string (``"30/minute"``,
     #: ``"500/day"``); ``0`` turns the limit off.
     turn_rate_limit: str = "30/minute"

@@ -11,15 +11,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import access, api, pages
 from app.access import AccessGate, AccessGateMiddleware
 from app.backends import default_backend_name, get_backend
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, migrate
-from app.deps import AppContext
+from app.deps import MAX_FILES_PER_REQUEST, MULTIPART_OVERHEAD, AppContext
+from app.http_limits import HeadAsGetMiddleware, RequestLimitsMiddleware
 from app.rate_limit import RateLimiter
-from app.security import SecurityMiddleware, load_secret_key
+from app.security import PublicURLMiddleware, SecurityMiddleware, load_secret_key, parse_public_url
 from app.services import InvalidInput, NotFound
 from app.storage import BlobStore
 from app.events import ThreadEvents
@@ -70,13 +73,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(access.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     secret_key = load_secret_key(settings.secret_key, settings.data_dir)
+    # Each add_middleware wraps the ones before it, so requests meet them bottom-up:
+    # proxy headers, security (headers on every response, 500s included), Host check,
+    # public URL, HEAD as GET, the password gate, then body and path limits.
+    app.add_middleware(RequestLimitsMiddleware, max_upload_bytes=settings.max_upload_bytes,
+                       max_form_bytes=settings.max_upload_bytes * MAX_FILES_PER_REQUEST + MULTIPART_OVERHEAD,
+                       max_json_bytes=settings.max_json_bytes, body_timeout=settings.body_timeout)
     app.state.access_gate = None
     if settings.access_password:
         app.state.access_gate = AccessGate(settings.access_password, secret_key,
                                            secure_cookies=settings.secure_cookies)
         app.add_middleware(AccessGateMiddleware, gate=app.state.access_gate)
-    # Added last, so it runs first: cross-origin refusal and owner cookie before the gate.
+    app.add_middleware(HeadAsGetMiddleware)
+    if settings.public_url:
+        parse_public_url(settings.public_url)  # a bad one stops the start, not the first request
+        app.add_middleware(PublicURLMiddleware, public_url=settings.public_url)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=_allowed_hosts(settings.allowed_hosts),
+                       www_redirect=False)
     app.add_middleware(SecurityMiddleware, secret_key=secret_key, secure_cookies=settings.secure_cookies)
+    if settings.forwarded_allow_ips:
+        # app/cli.py runs uvicorn with proxy_headers=False: the app decides whom to trust.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips.strip())
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound):
@@ -101,6 +118,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+def _allowed_hosts(value: str) -> list[str]:
+    """``RETOUCH_ALLOWED_HOSTS`` as a list for ``TrustedHostMiddleware``; blank means ``*``."""
+    hosts = [h.strip() for h in value.split(",") if h.strip()]
+    return hosts or ["*"]
 
 
 def _wants_json(request: Request) -> bool:

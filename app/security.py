@@ -7,6 +7,21 @@
   ``same-origin`` or ``none`` passes and any other value fails; without it, an
   ``Origin`` whose host differs from ``Host`` fails; a request with neither
   header (a script, curl) passes.
+- Every response carries the security headers, a 500 from an unhandled
+  exception included.
+- Cookies are parsed the lenient way browsers send them (Starlette's
+  ``cookie_parser``): one odd cookie from another app on the same host
+  (``theme=dark mode``, a bare ``flag``, ``a@b=1``, non-ASCII) does not hide
+  the owner cookie.
+- An owner cookie that is present but cannot be verified (the secret key
+  changed, or it was damaged) is never overwritten: that request runs as a
+  fresh owner of its own, and no ``Set-Cookie`` replaces the cookie, so
+  restoring the key restores access to the threads. Replacing it would cut
+  the person off from them for good, and a cookie planted by a sibling
+  domain could do that on purpose. (Clearing the site's cookies starts a
+  new identity.)
+- ``RETOUCH_PUBLIC_URL`` (:class:`PublicURLMiddleware`) fixes the scheme and
+  host of every absolute URL the app makes, whatever ``Host`` says.
 """
 from __future__ import annotations
 
@@ -18,7 +33,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from itsdangerous import BadSignature, URLSafeSerializer
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.http_limits import send_error
 
 OWNER_COOKIE = "retouch_owner"
 COOKIE_MAX_AGE = 400 * 24 * 3600  # the most browsers keep (RFC 6265bis)
@@ -67,10 +85,25 @@ def is_cross_origin(method: str, headers: dict[str, str]) -> bool:
     return urlsplit(origin).netloc.lower() != host.lower()
 
 
+def owner_cookie_values(cookie_header: str) -> list[str]:
+    """Every value the ``Cookie`` header (RFC 6265 §5.4) carries under the
+    name :data:`OWNER_COOKIE`, in order. Parsed with Starlette's lenient
+    ``cookie_parser``, one ``;``-separated pair at a time so that a second
+    cookie of the same name (set for another path or domain) is not lost."""
+    values = []
+    for pair in cookie_header.split(";"):
+        for name, value in cookie_parser(pair).items():
+            if name == OWNER_COOKIE:
+                values.append(value)
+    return values
+
+
 class SecurityMiddleware:
     """ASGI middleware: resolves the owner cookie into
-    ``scope["state"]["owner_id"]``, refuses cross-origin unsafe requests with
-    403, and adds security headers to every response."""
+    ``scope["state"]["owner_id"]`` (and ``scope["state"]["new_owner"]``: True
+    when the request had no verifiable owner cookie), refuses cross-origin
+    unsafe requests with 403, adds security headers to every response, and
+    turns an unhandled exception into a 500 that carries them too."""
 
     def __init__(self, app: ASGIApp, *, secret_key: str, secure_cookies: bool = False) -> None:
         self.app = app
@@ -82,14 +115,13 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if is_cross_origin(scope["method"], headers):
-            await _plain(send, 403, "Cross-origin request refused.")
-            return
-        owner_id, new_cookie = self._owner(headers.get("cookie", ""))
-        scope.setdefault("state", {})["owner_id"] = owner_id
+        new_cookie: str | None = None
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 extra = [
                     (b"x-content-type-options", b"nosniff"),
                     (b"x-frame-options", b"DENY"),
@@ -104,34 +136,80 @@ class SecurityMiddleware:
                 message["headers"] = out
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
-
-    def _owner(self, cookie_header: str) -> tuple[str, str | None]:
-        from http.cookies import CookieError, SimpleCookie
-
-        jar = SimpleCookie()
+        if is_cross_origin(scope["method"], headers):
+            await send_error(scope, send_with_headers, 403, "Cross-origin request refused.")
+            return
+        owner_id, new_cookie, new_owner = self._owner(headers.get("cookie", ""))
+        state = scope.setdefault("state", {})
+        state["owner_id"] = owner_id
+        state["new_owner"] = new_owner
         try:
-            jar.load(cookie_header)
-        except CookieError:
-            pass
-        morsel = jar.get(OWNER_COOKIE)
-        if morsel is not None:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Starlette's ServerErrorMiddleware sits outside every middleware, so its 500 would
+            # carry none of the headers above: answer here, then let it (and the server) log it.
+            if not started:
+                await send_error(scope, send_with_headers, 500,
+                                 "Something went wrong on the server; the error is in its log.")
+            raise
+
+    def _owner(self, cookie_header: str) -> tuple[str, str | None, bool]:
+        """``(owner_id, set_cookie, new)`` for a ``Cookie`` header: the owner
+        of the first owner cookie that verifies (no cookie to set); else a
+        new random owner with a ``Set-Cookie`` for it, except when the request
+        carries an owner cookie that does not verify: then no ``Set-Cookie``
+        (see the module docstring)."""
+        values = owner_cookie_values(cookie_header)
+        for value in values:
             try:
-                return str(self.serializer.loads(morsel.value)), None
+                return str(self.serializer.loads(value)), None, False
             except BadSignature:
-                pass
+                continue
         owner_id = secrets.token_hex(16)
+        if values:
+            return owner_id, None, True
         value = self.serializer.dumps(owner_id)
         cookie = (f"{OWNER_COOKIE}={value}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax"
                   + ("; Secure" if self.secure else ""))
-        return owner_id, cookie
+        return owner_id, cookie, True
 
 
-async def _plain(send: Send, status: int, text: str) -> None:
-    body = ('{"detail": "%s"}' % text).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+def parse_public_url(public_url: str) -> tuple[str, str, tuple[str, int]]:
+    """``RETOUCH_PUBLIC_URL`` (``http(s)://host[:port]``, RFC 3986) as
+    ``(scheme, host header value, (host, port))``. Raises ValueError for a
+    URL with another scheme, no host, a bad port, credentials, or a path,
+    query or fragment: Retouch serves from the root of its host."""
+    parts = urlsplit(public_url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (parts.scheme not in ("http", "https") or not parts.hostname or port == -1
+            or parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc):
+        raise ValueError(f"RETOUCH_PUBLIC_URL must look like https://retouch.example.com "
+                         f"(http or https, a host, an optional port, no path); got {public_url!r}.")
+    netloc = parts.netloc.lower().encode("idna").decode("ascii")  # UnicodeError is a ValueError
+    return parts.scheme, netloc, (parts.hostname, port or (443 if parts.scheme == "https" else 80))
+
+
+class PublicURLMiddleware:
+    """ASGI middleware for ``RETOUCH_PUBLIC_URL``: every request is seen as
+    addressed to ``public_url`` (its scheme and ``Host``, RFC 9110 §7.2), so
+    ``request.base_url``, share links and ``og:image`` URLs follow the
+    setting, never a ``Host`` header a client chose (see
+    :func:`parse_public_url`)."""
+
+    def __init__(self, app: ASGIApp, *, public_url: str) -> None:
+        self.app = app
+        self.scheme, host, self.server = parse_public_url(public_url)
+        self.host = host.encode("ascii")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope["headers"] if k != b"host"] + [(b"host", self.host)]
+        await self.app({**scope, "scheme": self.scheme, "server": self.server, "headers": headers}, receive, send)
 
 
 def safety_identifier(owner_id: str) -> str:
