@@ -43,6 +43,8 @@ UPLOAD_ERRORS = {413: {"model": ErrorOut, "description": "upload too large (byte
                  415: {"model": ErrorOut, "description": "not JPEG, PNG or WebP (a mask: not PNG)"},
                  429: {"model": ErrorOut, "description": "too many turns (Retry-After says when to retry), or "
                                                          "too many waiting (RETOUCH_MAX_QUEUED_TURNS)"},
+                 503: {"model": ErrorOut, "description": "the server is busy decoding other images "
+                                                         "(Retry-After says when to retry)"},
                  507: {"model": ErrorOut, "description": "the owner's stored images reached "
                                                          "RETOUCH_OWNER_QUOTA_BYTES"}}
 

@@ -5,16 +5,31 @@ formats is decoded (``Image.open(..., formats=...)``), size is limited in bytes
 and pixels, decompression-bomb warnings are errors, the image is fully loaded
 before it is accepted, and it is re-encoded so that no EXIF or GPS data is
 kept. EXIF orientation is applied first, so the stored image is upright.
+
+Decoding costs memory and CPU out of proportion to an upload's bytes (a
+1.7 KB WebP can be 40 megapixels; a 571 KB progressive JPEG of 10,000 empty
+scans took 30 s of CPU). So everything that can be refused is refused from
+the file's header, before a pixel is decoded: its byte size, format, pixel
+size, animation, the size a mask must have, and a JPEG's number of scans.
+Then the decode takes its pixels from the process-wide budget
+(:mod:`app.image_budget`), waiting while other decodes use it, runs under
+a time limit (``DECODE_SECONDS``), and a reference image is decoded at a
+working size (``REFERENCE_SIDE``) rather than in full.
 """
 from __future__ import annotations
 
 import io
 import logging
+import math
+import re
 import struct
+import time
 import warnings
 import zlib
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from app import image_budget
 
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 THUMBNAIL_SIZE = (256, 256)
@@ -22,18 +37,93 @@ THUMBNAIL_SIZE = (256, 256)
 #: through 100000x1 strips; 16384 is also WebP's own limit (16383).
 MAX_SIDE = 16384
 
+#: Longest side, in pixels, a reference image is decoded to (``working_side``
+#: of :func:`decode_image`). A reference only guides the edit: the model
+#: looks at it, none of its pixels are kept, and OpenAI's image models work
+#: at 1024 to 1536 pixels (and Retouch shrinks what it sends them to their
+#: byte limit anyway), so 2048 keeps all the detail they can use. It caps a
+#: reference at 4 MP (16 MB decoded) however large the file declares itself.
+REFERENCE_SIDE = 2048
+
+#: Most scans (SOS markers) accepted in a JPEG. A baseline JPEG has 1 (3 when
+#: its components are not interleaved); libjpeg's standard progressive
+#: script has 10 for colour and 6 for greyscale, and optimising encoders
+#: (mozjpeg, jpegtran -optimize) stay in the tens. Each scan makes libjpeg
+#: pass over every block of the image again, so scans are the CPU cost an
+#: attacker controls: 10,000 empty scans in a 571 KB file took 30 s. 100 is
+#: well clear of real files. libjpeg-turbo's own tools have the same guard
+#: (``djpeg -maxscans N``, "Maximum number of scans to allow in input file";
+#: ``jpegtran -maxscans``; TurboJPEG's ``TJPARAM_SCANLIMIT``).
+MAX_JPEG_SCANS = 100
+
+#: Seconds one image may spend in its decoder (``load()``), a backstop for
+#: costs the header checks do not foresee. Normal decodes of the largest
+#: accepted image (40 MP) take under 1 s (measured: PNG 0.47 s, WebP 0.55 s,
+#: JPEG 0.14 s) and a 40 MP progressive JPEG at ``MAX_JPEG_SCANS`` about 4 s;
+#: 20 s leaves room for a busy machine. The deadline is checked each time
+#: the decoder asks for more of the file, every ``DECODE_CHUNK_BYTES``
+#: bytes, so it works for JPEG and PNG, whose decoders Pillow feeds in
+#: chunks. It cannot stop a WebP: libwebp decodes the whole frame in one
+#: call, which Python cannot interrupt (that cost is linear in the pixels,
+#: which are limited before it starts).
+DECODE_SECONDS = 20.0
+
+#: Bytes of the file handed to the decoder per call (Pillow's default is 64
+#: KB), so that the deadline is checked often enough: a 16 KB chunk of
+#: empty scans is at most ~1000 scans.
+DECODE_CHUNK_BYTES = 16384
+
+#: Peak memory of a decode, in budget pixels (4 bytes) per pixel decoded,
+#: by format: what :func:`decode_image` takes from
+#: :data:`app.image_budget.BUDGET`. Measured (VmHWM, Pillow 13) while
+#: decoding 6320x6320 images: PNG and JPEG 4.0 bytes a pixel during
+#: ``load()`` (the image itself), then one conversion at a time (EXIF
+#: transpose, ICC transform, mode conversion, reduction) that briefly holds
+#: a second copy: 2 (MPO, a JPEG with extra pictures, decodes as a JPEG).
+#: WebP 16 bytes a pixel during ``load()``: libwebp's
+#: animation decoder keeps two canvases, Pillow gets the frame as a bytes
+#: object, then copies it into the image: 4.
+PEAK_COPIES = {"PNG": 2, "JPEG": 2, "MPO": 2, "WEBP": 4}
+
 log = logging.getLogger("retouch")
 
 
 class ImageRejected(ValueError):
     """An upload that cannot be accepted. ``status`` is the HTTP status code
     to answer with (RFC 9110): 413 too large, 415 wrong type, 422 broken or
-    unusable content."""
+    unusable content, 503 the server is too busy decoding other images."""
 
     def __init__(self, message: str, status: int = 422) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class ImageSizeMismatch(ImageRejected):
+    """The image is not ``expected`` (width, height) pixels: it is ``size``.
+    Always 422; callers word their own message from the two sizes."""
+
+    def __init__(self, message: str, size: tuple[int, int], expected: tuple[int, int]) -> None:
+        super().__init__(message, 422)
+        self.size = size
+        self.expected = expected
+
+
+class _DecodeTimeout(Exception):
+    pass
+
+
+class _DeadlineReader(io.BytesIO):
+    """The file as the decoder reads it: once ``deadline`` (a
+    ``time.monotonic()`` value) is set and has passed, the next read raises
+    :class:`_DecodeTimeout`, which ends ``load()``."""
+
+    deadline: float | None = None
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise _DecodeTimeout
+        return super().read(size)
 
 
 def decode_image(
@@ -45,6 +135,8 @@ def decode_image(
     formats: tuple[str, ...] = ALLOWED_FORMATS,
     what: str = "image",
     to_srgb: bool = True,
+    expected_size: tuple[int, int] | None = None,
+    working_side: int | None = None,
 ) -> Image.Image:
     """Decode and normalise an uploaded image.
 
@@ -58,13 +150,33 @@ def decode_image(
     (``retouch edit`` uses this: an edit of a file must not shift colours
     the edit did not ask for).
 
+    ``expected_size`` (width, height in pixels, upright): the image must be
+    that size (masks and drawings match the image they go with); a file
+    whose header declares another size, in either orientation, is refused
+    before it is decoded. ``working_side`` (pixels): the result is reduced
+    to fit in a square of that side (aspect kept; never enlarged). A JPEG
+    is then decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself (Pillow's
+    ``draft()``) when that still covers the working size; PNG and WebP are
+    decoded in full and reduced.
+
+    Before any pixel is decoded, the header is checked against every limit
+    below, then the decode takes ``width * height * PEAK_COPIES[format]``
+    budget pixels from :data:`app.image_budget.BUDGET` (waiting up to
+    ``app.image_budget.WAIT_SECONDS`` seconds for them) and gives them back
+    when it returns. ``load()`` itself may take ``DECODE_SECONDS`` seconds.
+
     Raises :class:`ImageRejected`:
 
     - 413 over ``max_bytes`` bytes, ``max_pixels`` pixels or ``max_side``
       pixels a side, or a decompression bomb;
     - 415 for a file that is not in ``formats`` (the message says what it is);
     - 422 for an empty, truncated, corrupt (a PNG chunk failing its CRC) or
-      animated (APNG, animated WebP) file, or one with no pixels.
+      animated (APNG, animated WebP) file, one with no pixels, a JPEG with
+      more than ``MAX_JPEG_SCANS`` scans, or one whose decoding took longer
+      than ``DECODE_SECONDS`` seconds;
+    - 422 :class:`ImageSizeMismatch` when it is not ``expected_size``;
+    - 503 when the pixel budget had no room for it in
+      ``app.image_budget.WAIT_SECONDS`` seconds (other decodes are running).
     """
     if not data:
         raise ImageRejected(f"The {what} file is empty.", 422)
@@ -79,35 +191,94 @@ def decode_image(
     damaged = f"The {what} looks like {kind} but is damaged or truncated and cannot be read"
     if sniffed == "PNG":
         _check_png_chunks(data, what, damaged)
+    if sniffed == "JPEG" and count_jpeg_scans(data, stop_after=MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
+        raise ImageRejected(
+            f"The {what} is a JPEG with more than {MAX_JPEG_SCANS} scans (ordinary photos have at most "
+            f"about 10), which would take minutes to decode; save it again as an ordinary JPEG or a PNG.",
+            422,
+        )
     try:
+        reader = _DeadlineReader(data)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
-                im = Image.open(io.BytesIO(data), formats=list(formats))
+                im = Image.open(reader, formats=list(formats))
             except UnidentifiedImageError:
                 raise ImageRejected(f"{damaged}.", 422) from None
-            w, h = im.size
-            if w <= 0 or h <= 0:
-                raise ImageRejected(f"The {what} has no pixels ({w}x{h}).", 422)
-            if max(w, h) > max_side:
-                raise ImageRejected(
-                    f"The {what} is {w}x{h} pixels; the longest side may be at most {max_side} pixels.", 413
-                )
-            if w * h > max_pixels:
-                raise ImageRejected(
-                    f"The {what} is {w}x{h} pixels ({w * h / 1e6:.1f} megapixels); "
-                    f"the limit is {max_pixels / 1e6:.1f} megapixels.",
-                    413,
-                )
-            if im.format in ("PNG", "WEBP") and getattr(im, "n_frames", 1) > 1:
-                raise ImageRejected(
-                    f"The {what} is animated ({kind} with {im.n_frames} frames); upload a still image.", 422
-                )
+        w, h = im.size
+        if w <= 0 or h <= 0:
+            raise ImageRejected(f"The {what} has no pixels ({w}x{h}).", 422)
+        if max(w, h) > max_side:
+            raise ImageRejected(
+                f"The {what} is {w}x{h} pixels; the longest side may be at most {max_side} pixels.", 413
+            )
+        if w * h > max_pixels:
+            raise ImageRejected(
+                f"The {what} is {w}x{h} pixels ({w * h / 1e6:.1f} megapixels); "
+                f"the limit is {max_pixels / 1e6:.1f} megapixels.",
+                413,
+            )
+        if im.format in ("PNG", "WEBP") and getattr(im, "n_frames", 1) > 1:
+            raise ImageRejected(
+                f"The {what} is animated ({kind} with {im.n_frames} frames); upload a still image.", 422
+            )
+        if expected_size is not None:
+            ew, eh = expected_size
+            # The header gives the stored size; EXIF orientation may still
+            # swap it, so either way round passes here and the upright size
+            # is checked again after decoding.
+            if (w, h) != (ew, eh) and (h, w) != (ew, eh):
+                if im.format == "PNG" and (broken := _png_stream_error(data)):
+                    raise ImageRejected(f"{damaged} ({broken}).", 422)  # damage is reported first, as before
+                raise _size_mismatch(what, (w, h), (ew, eh))
+        if working_side is not None and im.format in ("JPEG", "MPO") and max(w, h) > working_side:
+            im.draft(im.mode, _fit_size((w, h), working_side))  # libjpeg scales by 1/2, 1/4 or 1/8
+        cost = im.width * im.height * PEAK_COPIES.get(im.format, max(PEAK_COPIES.values()))
+        budget = image_budget.BUDGET
+        try:
+            granted = budget.acquire(cost, image_budget.WAIT_SECONDS)
+        except image_budget.BudgetTimeout:
+            log.warning("no room in the pixel budget for a %dx%d %s in %g s", w, h, what, image_budget.WAIT_SECONDS)
+            raise ImageRejected(
+                f"The server is busy decoding other images and could not start on the {what} within "
+                f"{image_budget.WAIT_SECONDS:g} s; try again in a minute.",
+                503,
+            ) from None
+        try:
+            im.decodermaxblock = DECODE_CHUNK_BYTES
+            reader.deadline = time.monotonic() + DECODE_SECONDS
             im.load()
-            im = ImageOps.exif_transpose(im)
-            return _strip_metadata(normalise_mode(_to_srgb(im) if to_srgb else im))
+            reader.deadline = None
+            if im.format == "WEBP":
+                # A new image: the file object keeps libwebp's two canvases.
+                im = ImageOps.exif_transpose(im)
+            else:
+                # No full-size copy unless the orientation turns the image.
+                ImageOps.exif_transpose(im, in_place=True)
+            im = normalise_mode(_to_srgb(im) if to_srgb else im)
+            if working_side is not None and max(im.size) > working_side:
+                # reducing_gap 1.5: a box reduction by an integer factor,
+                # then Lanczos over the last 1.5x or less. Measured on a
+                # 6320x6320 image: 0.30 s, against 0.79 s for Pillow's 2.0.
+                im.thumbnail((working_side, working_side), Image.Resampling.LANCZOS, reducing_gap=1.5)
+            if expected_size is not None and im.size != tuple(expected_size):
+                raise _size_mismatch(what, im.size, tuple(expected_size))
+            return _strip_metadata(im)
+        finally:
+            if granted >= image_budget.TRIM_PIXELS:
+                # The full-size intermediates are freed by now; hand their
+                # memory back before the next decode starts in another thread.
+                image_budget.give_back_freed_memory()
+            budget.release(granted)
     except ImageRejected:
         raise
+    except _DecodeTimeout:
+        log.warning("decoding a %s (%s) took over %g s", what, kind, DECODE_SECONDS)
+        raise ImageRejected(
+            f"The {what} took more than {DECODE_SECONDS:g} s to decode, far longer than an ordinary "
+            f"image; save it again as an ordinary JPEG or a PNG.",
+            422,
+        ) from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageRejected(f"The {what} declares too many pixels (a decompression bomb).", 413) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -119,6 +290,99 @@ def decode_image(
     except Exception as exc:  # a decoder bug on hostile input must not become a 500
         log.warning("could not decode an upload (%s): %r", kind, exc)
         raise ImageRejected(f"{damaged}.", 422) from None
+
+
+def _size_mismatch(what: str, size: tuple[int, int], expected: tuple[int, int]) -> ImageSizeMismatch:
+    return ImageSizeMismatch(
+        f"The {what} is {size[0]}x{size[1]} pixels but the image is {expected[0]}x{expected[1]}; "
+        f"they must be the same size.",
+        size, expected,
+    )
+
+
+def _png_stream_error(data: bytes, sample: int = 65536) -> str | None:
+    """Whether the start of a PNG's image data is a valid zlib stream,
+    checked without decoding the image: at most ``sample`` bytes of IDAT
+    data are inflated, to at most 1 MB (bounded work and memory). Returns
+    the zlib error (a phrase), or None when the start looks right. Chunk
+    lengths were checked by :func:`_check_png_chunks`."""
+    pos, payload = 8, b""
+    while pos + 8 <= len(data) and len(payload) < sample:
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        if ctype == b"IDAT":
+            payload += data[pos + 8:pos + 8 + min(length, sample - len(payload))]
+        elif ctype == b"IEND" or payload:
+            break
+        pos += 12 + length
+    try:
+        zlib.decompressobj().decompress(payload, 1 << 20)
+    except zlib.error as exc:
+        return str(exc)
+    return None
+
+
+def _fit_size(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """``size`` (pixels) scaled to fit in ``side`` x ``side``, aspect kept."""
+    w, h = size
+    scale = min(1.0, side / max(w, h))
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+#: A marker in entropy-coded data: 0xFF followed by anything but 0x00
+#: (a stuffed 0xFF byte), 0xD0-0xD7 (RST markers, which sit inside a scan)
+#: or 0xFF (fill bytes, which may precede a marker).
+_JPEG_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+#: Markers without a length field (ITU-T T.81, B.1.1.3): TEM, RST0-7, SOI, EOI.
+_JPEG_STANDALONE = frozenset((0x01, *range(0xD0, 0xD8), 0xD8))
+
+
+def count_jpeg_scans(data: bytes, stop_after: int | None = None) -> int:
+    """Count the scans (SOS markers, 0xFFDA) of the first picture of a JPEG
+    file, without decoding it.
+
+    Walks the marker segments from SOI (ITU-T T.81, annex B): each segment's
+    length is skipped, and after an SOS header the entropy-coded data runs
+    to the next marker (0xFF00 is a stuffed byte and 0xFFD0-0xFFD7 are
+    restart markers, both part of the scan). Bytes where a marker should be
+    are skipped up to the next marker, as libjpeg does (``next_marker`` in
+    jdmarker.c only warns about them), so junk between scans does not hide
+    them. Stops at EOI (the pictures an MPO file appends after it are not
+    decoded), at the end of the data (the decoder reports truncation) or
+    once the count exceeds ``stop_after``. Returns the number of scans.
+    """
+    n = len(data)
+    pos, scans = 2, 0
+    while pos + 1 < n:
+        if data[pos] != 0xFF:
+            # Not at a marker: libjpeg skips such bytes (a warning, not an
+            # error) up to the next marker, so the count must go on there.
+            found = _JPEG_MARKER_IN_SCAN.search(data, pos)
+            if found is None:
+                break
+            pos = found.start()
+            continue
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # EOI
+            break
+        if marker in _JPEG_STANDALONE or marker == 0x00:
+            pos += 2
+            continue
+        if pos + 4 > n:
+            break
+        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        pos += 2 + max(length, 2)  # libjpeg skips nothing more for a length under 2
+        if marker == 0xDA:
+            scans += 1
+            if stop_after is not None and scans > stop_after:
+                break
+            found = _JPEG_MARKER_IN_SCAN.search(data, pos)
+            if found is None:
+                break
+            pos = found.start()
+    return scans
 
 
 def _check_png_chunks(data: bytes, what: str, damaged: str) -> None:
@@ -207,14 +471,22 @@ def decode_mask(data: bytes, size: tuple[int, int], *, max_bytes: int, max_pixel
     region to edit. An RGBA mask whose alpha channel is not fully opaque uses
     OpenAI's convention instead (images API, ``mask`` parameter): alpha 0
     marks the region to edit. ``size`` is the image's (width, height) in
-    pixels; the mask must match it.
+    pixels; the mask must match it, and a mask whose header declares
+    another size is refused before it is decoded. Decoding is limited like
+    :func:`decode_image` (pixel budget, time limit). Returns mode ``L``.
 
-    Raises :class:`ImageRejected` (415 not a PNG, 422 wrong size or
-    unreadable, 413 too large).
+    Raises :class:`ImageRejected` (415 not a PNG, 422 wrong size, selects
+    nothing or unreadable, 413 too large, 503 server busy).
     """
     try:
         raw = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side,
-                           formats=("PNG",), what="mask")
+                           formats=("PNG",), what="mask", expected_size=tuple(size))
+    except ImageSizeMismatch as exc:
+        raise ImageRejected(
+            f"The mask is {exc.size[0]}x{exc.size[1]} pixels but the image is "
+            f"{size[0]}x{size[1]}; they must be the same size.",
+            422,
+        ) from None
     except ImageRejected as exc:
         if exc.status == 415:
             raise ImageRejected(
@@ -222,12 +494,6 @@ def decode_mask(data: bytes, size: tuple[int, int], *, max_bytes: int, max_pixel
                 415,
             ) from None
         raise
-    if raw.size != tuple(size):
-        raise ImageRejected(
-            f"The mask is {raw.size[0]}x{raw.size[1]} pixels but the image is "
-            f"{size[0]}x{size[1]}; they must be the same size.",
-            422,
-        )
     if raw.mode == "RGBA" and raw.getchannel("A").getextrema()[0] < 255:
         alpha = raw.getchannel("A")
         mask = alpha.point(lambda a: 255 if a < 128 else 0)
@@ -247,24 +513,26 @@ def decode_markup(data: bytes, size: tuple[int, int], *, max_bytes: int, max_pix
     least one opaque stroke: OpenAI's ``markup`` is "a transparent PNG
     overlaid on the first image ... Must match that image's dimensions ...
     and contain transparent pixels" (SDK ``openai/types/image_edit_params.py``).
-    Returns mode ``RGBA``.
+    Returns mode ``RGBA``. A drawing whose header declares another size is
+    refused before it is decoded; decoding is limited like
+    :func:`decode_image` (pixel budget, time limit).
 
     Raises :class:`ImageRejected` (415 not a PNG, 422 wrong size, no
-    transparency or nothing drawn, 413 too large).
+    transparency or nothing drawn, 413 too large, 503 server busy).
     """
     try:
         raw = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side,
-                           formats=("PNG",), what="drawing (markup)")
+                           formats=("PNG",), what="drawing (markup)", expected_size=tuple(size))
+    except ImageSizeMismatch as exc:
+        raise ImageRejected(
+            f"The drawing is {exc.size[0]}x{exc.size[1]} pixels but the image is "
+            f"{size[0]}x{size[1]}; they must be the same size.",
+            422,
+        ) from None
     except ImageRejected as exc:
         if exc.status == 415:
             raise ImageRejected(f"The drawing is {_sniff(data)[0]}; it must be a PNG with transparency.", 415) from None
         raise
-    if raw.size != tuple(size):
-        raise ImageRejected(
-            f"The drawing is {raw.size[0]}x{raw.size[1]} pixels but the image is "
-            f"{size[0]}x{size[1]}; they must be the same size.",
-            422,
-        )
     low, high = raw.convert("RGBA").getchannel("A").getextrema()
     if low == 255:
         raise ImageRejected("The drawing has no transparent pixels: draw strokes on a transparent PNG.", 422)
@@ -287,10 +555,34 @@ def encode_png(im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def thumbnail_size(size: tuple[int, int], box: tuple[int, int] = THUMBNAIL_SIZE) -> tuple[int, int]:
+    """The size (pixels) Pillow's ``Image.thumbnail(box)`` gives an image of
+    ``size``: aspect kept, rounded to the nearer aspect, never enlarged."""
+    w, h = size
+    x, y = box
+    if x >= w and y >= h:
+        return w, h
+    aspect = w / h
+
+    def round_aspect(number: float, key) -> int:
+        return max(min(math.floor(number), math.ceil(number), key=key), 1)
+
+    if x / y >= aspect:
+        x = round_aspect(y * aspect, key=lambda n: abs(aspect - n / y))
+    else:
+        y = round_aspect(x / aspect, key=lambda n: 0 if n == 0 else abs(aspect - x / n))
+    return x, y
+
+
 def encode_thumbnail(im: Image.Image) -> bytes:
-    """A WebP thumbnail of ``im`` that fits in 256x256 pixels. Returns bytes."""
-    thumb = normalise_mode(im).copy()
-    thumb.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+    """A WebP thumbnail of ``im`` that fits in 256x256 pixels. Returns bytes.
+
+    The same pixels as ``im.copy().thumbnail(...)`` without the full-size
+    copy (160 MB for a 40-megapixel photo): ``resize`` with Pillow's
+    thumbnail settings reads ``im`` and writes only the small image."""
+    im = normalise_mode(im)
+    size = thumbnail_size(im.size)
+    thumb = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0) if size != im.size else im
     buf = io.BytesIO()
     thumb.save(buf, format="WEBP", quality=80, method=4)
     return buf.getvalue()

@@ -31,6 +31,8 @@ from app.usage import parse_prices
 from app.worker import TurnWorker
 
 ROOT = Path(__file__).resolve().parent.parent
+#: ``Retry-After`` seconds sent with a 503 when the pixel budget is full.
+BUSY_RETRY_AFTER_SECONDS = 10
 log = logging.getLogger("retouch")
 
 
@@ -101,7 +103,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(InvalidInput)
     async def invalid(request: Request, exc: InvalidInput):
-        return error_response(request, exc.status, exc.message)
+        # 503: the image decoder is busy (app/image_budget.py); RFC 9110 §10.2.3.
+        headers = {"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)} if exc.status == 503 else None
+        return error_response(request, exc.status, exc.message, headers)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):

@@ -111,6 +111,16 @@ def get_thread(session: Session, owner_id: str, thread_id: str) -> Thread:
     thread = session.get(Thread, thread_id)
     if thread is None or not secrets.compare_digest(thread.owner_id, owner_id):
         raise NotFound("There is no such thread.")
+    return _load_in_order(thread)
+
+
+def _load_in_order(thread: Thread) -> Thread:
+    """Load the thread's turns, then its versions. Each SELECT sees the
+    latest commit (SQLite's driver does not hold a read transaction across
+    SELECTs; PostgreSQL reads committed), and a turn ends in the same
+    commit that adds its version: read in this order, a turn shown as
+    succeeded always finds its version."""
+    _ = thread.turns, thread.versions
     return thread
 
 
@@ -128,7 +138,7 @@ def get_shared_thread(session: Session, token: str) -> Thread:
     link = session.get(ShareLink, token) if token else None
     if link is None or link.revoked_at is not None:
         raise NotFound("This share link does not exist or was revoked.")
-    return link.thread
+    return _load_in_order(link.thread)
 
 
 def get_attachment(thread: Thread, turn_id: str, name: str) -> str:
@@ -261,9 +271,14 @@ def check_backend_options(backend: str, *, model: str | None, size: str | None, 
 
 
 def _decode(upload: Upload, limits: Limits, what: str) -> Image.Image:
+    # A reference only guides the edit: decode it at the working size
+    # (app.imaging.REFERENCE_SIDE); the photo's pixels are kept, in full.
+    from app.imaging import REFERENCE_SIDE
+
+    working_side = REFERENCE_SIDE if what == "reference image" else None
     try:
         return decode_image(upload.data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels,
-                            max_side=limits.max_side, what=what)
+                            max_side=limits.max_side, what=what, working_side=working_side)
     except ImageRejected as exc:
         raise InvalidInput(exc.message, exc.status) from None
 

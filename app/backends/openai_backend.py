@@ -91,6 +91,11 @@ RESULT_MAX_BYTES = 64 * 1024 * 1024
 #: Largest image accepted back from the API, in pixels (width x height).
 RESULT_MAX_PIXELS = 50_000_000
 
+#: How many times a result is offered to the pixel budget (each wait is
+#: ``app.image_budget.WAIT_SECONDS``) before the turn fails: a paid image is
+#: worth minutes of waiting.
+RESULT_DECODE_ATTEMPTS = 10
+
 #: Longest ``Retry-After`` that Retouch waits before resending, in seconds;
 #: when the API asks for longer, the turn fails with the wait in its message.
 RETRY_AFTER_MAX_SECONDS = 20.0
@@ -609,15 +614,21 @@ def decode_b64_image(b64: str) -> Image.Image:
             "OpenAI sent back image data that is not valid base64, so it cannot be shown.",
             retryable=False,
         ) from None
-    try:
-        return decode_image(
-            raw,
-            max_bytes=RESULT_MAX_BYTES,
-            max_pixels=RESULT_MAX_PIXELS,
-            what="image OpenAI sent back",
-        )
-    except ImageRejected as exc:
-        raise BackendFailed(exc.message, retryable=False) from None
+    for attempt in range(RESULT_DECODE_ATTEMPTS):
+        try:
+            return decode_image(
+                raw,
+                max_bytes=RESULT_MAX_BYTES,
+                max_pixels=RESULT_MAX_PIXELS,
+                what="image OpenAI sent back",
+            )
+        except ImageRejected as exc:
+            # 503: the process-wide pixel budget (app/image_budget.py) stayed full. The image is
+            # made and billed already, so wait again rather than lose it.
+            if exc.status != 503 or attempt == RESULT_DECODE_ATTEMPTS - 1:
+                raise BackendFailed(exc.message, retryable=False) from None
+            log.warning("waiting again for room to decode an OpenAI result (attempt %d)", attempt + 2)
+    raise AssertionError("unreachable")
 
 
 def usage_dict(response: object) -> dict | None:
