@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,7 +44,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.load_test import free_port, photo_bytes  # noqa: E402
+from bench.load_test import photo_bytes  # noqa: E402
+from bench.server import running_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,26 +117,6 @@ class Sampler(threading.Thread):
             time.sleep(self.interval)
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "RETOUCH_BACKEND": "local", "RETOUCH_DATA_DIR": str(data_dir),
-           "RETOUCH_TURN_RATE_LIMIT": "0", "RETOUCH_ANONYMOUS_RATE_LIMIT": "0"}
-    log = open(data_dir.parent / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"retouch serve did not start (see {log.name})")
-        time.sleep(0.2)
-
-
 async def attack(base: str, cookies: httpx.Cookies, tid: str, requests: int, refs: list[bytes]) -> list[str]:
     async with httpx.AsyncClient(base_url=base, cookies=cookies, timeout=600) as http:
         async def one(i: int) -> str:
@@ -170,8 +149,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         data_dir = Path(d) / "data"
         data_dir.mkdir()
-        proc, base = start_server(data_dir)
-        try:
+        env = {"RETOUCH_BACKEND": "local", "RETOUCH_TURN_RATE_LIMIT": "0", "RETOUCH_ANONYMOUS_RATE_LIMIT": "0"}
+        with running_server(data_dir, env) as server:
+            proc, base = server.proc, server.url
             with httpx.Client(base_url=base, timeout=600) as http:
                 r = http.post("/api/v1/threads", files={"image": ("p.png", photo_bytes(256), "image/png")})
                 r.raise_for_status()
@@ -202,12 +182,6 @@ def main() -> int:
                 r = http.post("/api/v1/threads", files={"image": ("scans.jpg", bomb, "image/jpeg")})
                 bomb_s = time.perf_counter() - t0
                 bomb_status = f"{r.status_code} {r.json().get('detail', '')[:120] if r.status_code >= 400 else ''}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
     mb = 1 / 2**20
     peak = status["VmHWM"]
     print(photo_line)

@@ -15,9 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +25,9 @@ from pathlib import Path
 import httpx
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: find the bench package
+
+from bench.server import running_server  # noqa: E402
 INSTRUCTIONS = [
     "rotate it 90 degrees clockwise",
     "flip it horizontally",
@@ -148,42 +147,15 @@ def run_load(base_url: str, clients: int, turns: int, *, image_size: int = 256, 
     return result
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def serve(data_dir: Path, env: dict | None = None, startup_timeout: float = 60):
     """Run ``retouch serve`` on a free port with the ``local`` backend and
-    ``data_dir``; yields the base URL and stops the server afterwards."""
-    port = free_port()
-    full_env = {**os.environ, "RETOUCH_BACKEND": "local", "RETOUCH_DATA_DIR": str(data_dir),
-                "RETOUCH_TURN_RATE_LIMIT": "0", "RETOUCH_ANONYMOUS_RATE_LIMIT": "0", **(env or {})}
-    log = open(Path(data_dir).parent / f"server-{port}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT,
-                            env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"retouch serve did not start (see {log.name})")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    ``data_dir`` (no rate limits); yields the base URL and stops the server
+    afterwards (:func:`bench.server.running_server`)."""
+    settings = {"RETOUCH_BACKEND": "local", "RETOUCH_TURN_RATE_LIMIT": "0", "RETOUCH_ANONYMOUS_RATE_LIMIT": "0",
+                **(env or {})}
+    with running_server(Path(data_dir), settings, startup_timeout=startup_timeout) as server:
+        yield server.url
 
 
 def main() -> int:

@@ -17,14 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -33,6 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+from bench.server import RunningServer, ServerDidNotStart, running_server
 from tests.conftest import IN_CI
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -60,62 +54,20 @@ if _missing:  # pragma: no cover - depends on the machine
 # --------------------------------------------------------------------------- fixtures
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, url: str, log: Path, proc: subprocess.Popen) -> None:
-        self.url, self.log, self.proc = url, log, proc
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError as exc:
-            return f"(no server log: {exc})"
-        return "\n".join(text.splitlines()[-lines:])
+Server = RunningServer  # the url, process and log of a running server
 
 
 @contextlib.contextmanager
 def serve(base: Path, **env_extra: str) -> Iterator[Server]:
-    """``retouch serve`` on a free port, with its own data dir under ``base``
-    (SQLite) and ``env_extra`` added to a clean environment (no inherited
-    ``RETOUCH_*`` or OpenAI variables); stopped on exit."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RETOUCH_") and k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env.update(RETOUCH_DATA_DIR=str(base / "data"), RETOUCH_TURN_RATE_LIMIT="1000/minute", PYTHONUNBUFFERED="1",
-               **env_extra)
-    log = base / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    srv = Server(f"http://127.0.0.1:{port}", log, proc)
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited with {proc.returncode}:\n{srv.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{srv.url}/healthz", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the server did not answer /healthz within 60 s:\n{srv.log_tail()}")
-        time.sleep(0.2)
+    """``retouch serve`` with its own data dir under ``base`` (SQLite) and
+    ``env_extra`` (:func:`bench.server.running_server`); a failed start
+    fails the test with the server's log."""
     try:
-        yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            proc.kill()
-            proc.wait(timeout=5)
+        with running_server(base / "data", {"RETOUCH_TURN_RATE_LIMIT": "1000/minute", **env_extra},
+                            stop_timeout=15) as srv:
+            yield srv
+    except ServerDidNotStart as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")

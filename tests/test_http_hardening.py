@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import functools
 import http.client
-import os
 import re
 import select
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +31,7 @@ from app.deps import MAX_FILES_PER_REQUEST, MULTIPART_OVERHEAD
 from app.http_limits import MAX_JSON_DEPTH, json_too_deep
 from app.main import create_app
 from app.security import OWNER_COOKIE
+from bench.server import ServerDidNotStart, running_server
 from tests.conftest import another_owner, make_settings, png_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -530,12 +529,6 @@ def test_head_works_wherever_get_does(client):
 
 # ---------------------------------------------------- a real server, attacked
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, port: int, proc: subprocess.Popen, log: Path) -> None:
         self.port, self.proc, self.log = port, proc, log
@@ -554,36 +547,12 @@ class Server:
 def server(tmp_path_factory) -> Iterator[Server]:
     """``retouch serve`` (SQLite, local backend, default limits, a 2-second body timeout)."""
     base = tmp_path_factory.mktemp("hardening-server")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETOUCH_") and not k.startswith("OPENAI_")}
-    env.update(RETOUCH_DATA_DIR=str(base / "data"), RETOUCH_BACKEND="local", RETOUCH_BODY_TIMEOUT="2",
-               PYTHONUNBUFFERED="1")
-    log = base / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    srv = Server(port, proc, log)
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the server exited:\n{log.read_text()[-3000:]}")
-        try:
-            if srv.healthy():
-                break
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the server did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
     try:
-        yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with running_server(base / "data", {"RETOUCH_BACKEND": "local", "RETOUCH_BODY_TIMEOUT": "2"},
+                            stop_timeout=10) as srv:
+            yield Server(srv.port, srv.proc, srv.log)
+    except ServerDidNotStart as exc:
+        pytest.fail(str(exc))
 
 
 def send_chunked(port: int, path: str, ctype: str, chunks: Iterable[bytes]) -> tuple[int, bytes, float]:
