@@ -478,22 +478,8 @@ def decode_mask(data: bytes, size: tuple[int, int], *, max_bytes: int, max_pixel
     Raises :class:`ImageRejected` (415 not a PNG, 422 wrong size, selects
     nothing or unreadable, 413 too large, 503 server busy).
     """
-    try:
-        raw = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side,
-                           formats=("PNG",), what="mask", expected_size=tuple(size))
-    except ImageSizeMismatch as exc:
-        raise ImageRejected(
-            f"The mask is {exc.size[0]}x{exc.size[1]} pixels but the image is "
-            f"{size[0]}x{size[1]}; they must be the same size.",
-            422,
-        ) from None
-    except ImageRejected as exc:
-        if exc.status == 415:
-            raise ImageRejected(
-                f"The mask is {_sniff(data)[0]}; a mask must be a PNG image (white marks the region to edit).",
-                415,
-            ) from None
-        raise
+    raw = _decode_png_of_size(data, size, "mask", "a mask must be a PNG image (white marks the region to edit)",
+                              max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side)
     if raw.mode == "RGBA" and raw.getchannel("A").getextrema()[0] < 255:
         alpha = raw.getchannel("A")
         mask = alpha.point(lambda a: 255 if a < 128 else 0)
@@ -502,6 +488,28 @@ def decode_mask(data: bytes, size: tuple[int, int], *, max_bytes: int, max_pixel
     if mask.getextrema()[1] == 0:
         raise ImageRejected("The mask selects nothing: paint the region to edit in white.", 422)
     return mask
+
+
+def _decode_png_of_size(data: bytes, size: tuple[int, int], noun: str, must: str, *, max_bytes: int,
+                        max_pixels: int, max_side: int) -> Image.Image:
+    """Decode a PNG that must be ``size`` (width, height) pixels, like a mask
+    or a drawing over the image (``noun`` names it in messages; ``must`` says
+    what it must be when it is not a PNG). Raises :class:`ImageRejected`:
+    415 not a PNG, 422 another size (from the header, before decoding), and
+    whatever :func:`decode_image` raises."""
+    try:
+        return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side,
+                            formats=("PNG",), what=noun, expected_size=tuple(size))
+    except ImageSizeMismatch as exc:
+        raise ImageRejected(
+            f"The {noun} is {exc.size[0]}x{exc.size[1]} pixels but the image is "
+            f"{size[0]}x{size[1]}; they must be the same size.",
+            422,
+        ) from None
+    except ImageRejected as exc:
+        if exc.status == 415:
+            raise ImageRejected(f"The {noun} is {_sniff(data)[0]}; {must}.", 415) from None
+        raise
 
 
 def decode_markup(data: bytes, size: tuple[int, int], *, max_bytes: int, max_pixels: int,
@@ -520,19 +528,8 @@ def decode_markup(data: bytes, size: tuple[int, int], *, max_bytes: int, max_pix
     Raises :class:`ImageRejected` (415 not a PNG, 422 wrong size, no
     transparency or nothing drawn, 413 too large, 503 server busy).
     """
-    try:
-        raw = decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side,
-                           formats=("PNG",), what="drawing (markup)", expected_size=tuple(size))
-    except ImageSizeMismatch as exc:
-        raise ImageRejected(
-            f"The drawing is {exc.size[0]}x{exc.size[1]} pixels but the image is "
-            f"{size[0]}x{size[1]}; they must be the same size.",
-            422,
-        ) from None
-    except ImageRejected as exc:
-        if exc.status == 415:
-            raise ImageRejected(f"The drawing is {_sniff(data)[0]}; it must be a PNG with transparency.", 415) from None
-        raise
+    raw = _decode_png_of_size(data, size, "drawing", "it must be a PNG with transparency",
+                              max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side)
     low, high = raw.convert("RGBA").getchannel("A").getextrema()
     if low == 255:
         raise ImageRejected("The drawing has no transparent pixels: draw strokes on a transparent PNG.", 422)
