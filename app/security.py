@@ -13,13 +13,16 @@
   ``cookie_parser``): one odd cookie from another app on the same host
   (``theme=dark mode``, a bare ``flag``, ``a@b=1``, non-ASCII) does not hide
   the owner cookie.
-- An owner cookie that is present but cannot be verified (the secret key
-  changed, or it was damaged) is never overwritten: that request runs as a
-  fresh owner of its own, and no ``Set-Cookie`` replaces the cookie, so
-  restoring the key restores access to the threads. Replacing it would cut
-  the person off from them for good, and a cookie planted by a sibling
-  domain could do that on purpose. (Clearing the site's cookies starts a
-  new identity.)
+- When several owner cookies arrive (one planted for another path or a
+  sibling domain, say), the first that verifies wins, and nothing is set.
+- A header that names the owner cookie but yields no value the parser can
+  read is never answered with a ``Set-Cookie``: that request runs as a fresh
+  owner of its own, and the browser keeps what it has.
+- An owner cookie that is read but does not verify (the secret key changed,
+  or the data folder was reset) is replaced with a new owner: its threads
+  cannot be reached with this key anyway, and keeping it would leave that
+  browser a stranger on every request (a thread it creates would answer 404
+  on the next page).
 - ``RETOUCH_PUBLIC_URL`` (:class:`PublicURLMiddleware`) fixes the scheme and
   host of every absolute URL the app makes, whatever ``Host`` says.
 """
@@ -156,9 +159,9 @@ class SecurityMiddleware:
     def _owner(self, cookie_header: str) -> tuple[str, str | None, bool]:
         """``(owner_id, set_cookie, new)`` for a ``Cookie`` header: the owner
         of the first owner cookie that verifies (no cookie to set); else a
-        new random owner with a ``Set-Cookie`` for it, except when the request
-        carries an owner cookie that does not verify: then no ``Set-Cookie``
-        (see the module docstring)."""
+        new random owner with a ``Set-Cookie`` for it, except when the header
+        names the owner cookie without a readable value: then no
+        ``Set-Cookie`` (see the module docstring)."""
         values = owner_cookie_values(cookie_header)
         for value in values:
             try:
@@ -166,8 +169,8 @@ class SecurityMiddleware:
             except BadSignature:
                 continue
         owner_id = secrets.token_hex(16)
-        if values:
-            return owner_id, None, True
+        if not values and OWNER_COOKIE in cookie_header.lower():
+            return owner_id, None, True  # named but unreadable: never overwrite it
         value = self.serializer.dumps(owner_id)
         cookie = (f"{OWNER_COOKIE}={value}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax"
                   + ("; Secure" if self.secure else ""))

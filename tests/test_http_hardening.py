@@ -327,18 +327,22 @@ def test_odd_cookies_do_not_hide_the_owner(client, name, before):
         assert browser.get(f"/t/{tid}", headers={"cookie": header}).status_code == 200
 
 
-def test_an_unreadable_owner_cookie_is_never_overwritten(client):
+def test_owner_cookies_that_cannot_be_used(client):
     tid = new_thread(client)
     good = f"{OWNER_COOKIE}={client.cookies[OWNER_COOKIE]}"
     with another_owner(client) as browser:
-        forged = f"{OWNER_COOKIE}=not-signed"
-        r = browser.get("/api/v1/threads", headers={"cookie": forged})
-        assert r.status_code == 200 and r.json()["threads"] == []  # a fresh owner for this request only
-        assert "set-cookie" not in r.headers  # the browser keeps its cookie
-        made = browser.post("/api/v1/threads", json={"prompt": "x"}, headers={"cookie": forged})
-        assert made.status_code == 201 and "set-cookie" not in made.headers
-        # a planted second cookie of the same name does not hide the real one, in either order
-        for header in (f"{forged}; {good}", f"{good}; {forged}"):
+        # Named but with no value the parser can read: never overwritten.
+        r = browser.get("/api/v1/threads", headers={"cookie": f"theme=dark; {OWNER_COOKIE}"})
+        assert r.status_code == 200 and r.json()["threads"] == [] and "set-cookie" not in r.headers
+        # Read but not verifiable (the secret key changed, the data folder was reset): replaced, so
+        # the browser is one owner again (a thread it creates is its own on the next request).
+        stale = f"{OWNER_COOKIE}=not-signed"
+        made = browser.post("/api/v1/threads", json={"prompt": "x"}, headers={"cookie": stale})
+        assert made.status_code == 201 and made.headers["set-cookie"].startswith(f"{OWNER_COOKIE}=")
+        fresh = made.headers["set-cookie"].split(";")[0]
+        assert browser.get(f"/api/v1/threads/{made.json()['id']}", headers={"cookie": fresh}).status_code == 200
+        # A planted second cookie of the same name does not hide the real one, in either order.
+        for header in (f"{stale}; {good}", f"{good}; {stale}"):
             r = browser.get("/api/v1/threads", headers={"cookie": header})
             assert [t["id"] for t in r.json()["threads"]] == [tid] and "set-cookie" not in r.headers
         r = browser.get("/api/v1/threads", headers={"cookie": "theme=dark mode"})  # no owner cookie at all
