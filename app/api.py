@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from app import services
 from app.backends import get_backend
-from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
+from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.models import Thread
 from app.schemas import (
     CreateThreadJSON,
@@ -73,7 +73,7 @@ _create_body = {
 
 
 @router.post("/threads", status_code=201, response_model=ThreadOut, openapi_extra=_create_body,
-             dependencies=[BodyLimit, TurnLimit],
+             dependencies=[TurnLimit],
              responses={**UPLOAD_ERRORS,
                         422: {"model": ErrorOut, "description": "neither prompt nor image, or a broken image"}})
 async def create_thread(request: Request, ctx: ContextDep, owner: OwnerDep) -> ThreadOut:
@@ -136,7 +136,7 @@ def rename_thread(thread_id: str, body: RenameIn, request: Request, ctx: Context
 
 
 @router.post("/threads/{thread_id}/turns", status_code=202, response_model=TurnOut,
-             dependencies=[BodyLimit, TurnLimit], responses=UPLOAD_ERRORS)
+             dependencies=[TurnLimit], responses=UPLOAD_ERRORS)
 def submit_turn(
     thread_id: str,
     ctx: ContextDep,

@@ -5,14 +5,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, UploadFile
+from fastapi import Depends, Request, UploadFile
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.events import ThreadEvents
 from app.partials import PartialFrames
 from app.rate_limit import RateLimiter
-from app.security import OWNER_COOKIE
 from app.services import Limits, TurnOptions, Upload
 from app.storage import BlobStore
 from app.worker import TurnWorker
@@ -61,17 +60,6 @@ def get_owner(request: Request) -> str:
     return request.state.owner_id
 
 
-def limit_body_size(request: Request) -> None:
-    """Refuse (413) a request whose declared Content-Length exceeds what its
-    files may add up to, before the body is read."""
-    ctx: AppContext = request.app.state.ctx
-    declared = request.headers.get("content-length")
-    cap = ctx.settings.max_upload_bytes * MAX_FILES_PER_REQUEST + MULTIPART_OVERHEAD
-    if declared and declared.isdigit() and int(declared) > cap:
-        raise HTTPException(413, f"The request is too large; each file may be at most "
-                                 f"{ctx.settings.max_upload_bytes / 1e6:.1f} MB.")
-
-
 def count_turn(request: Request) -> None:
     """Take one turn from the caller's rate limit (429 past it). A request
     without a (valid) owner cookie also takes one from its client address's
@@ -84,15 +72,13 @@ def count_turn(request: Request) -> None:
 
 def is_new_owner(request: Request) -> bool:
     """True when the request came without a valid owner cookie (the
-    security middleware issued a new owner for it)."""
-    new = getattr(request.state, "new_owner", None)
-    return (OWNER_COOKIE not in request.cookies) if new is None else bool(new)
+    security middleware issued a new owner for it, ``app/security.py``)."""
+    return bool(request.state.new_owner)
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
 SessionDep = Annotated[Session, Depends(get_session)]
 OwnerDep = Annotated[str, Depends(get_owner)]
-BodyLimit = Depends(limit_body_size)
 TurnLimit = Depends(count_turn)
 
 

@@ -500,13 +500,7 @@ def _decode_png_of_size(data: bytes, size: tuple[int, int], noun: str, must: str
     try:
         return decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side,
                             formats=("PNG",), what=noun, expected_size=tuple(size))
-    except ImageSizeMismatch as exc:
-        raise ImageRejected(
-            f"The {noun} is {exc.size[0]}x{exc.size[1]} pixels but the image is "
-            f"{size[0]}x{size[1]}; they must be the same size.",
-            422,
-        ) from None
-    except ImageRejected as exc:
+    except ImageRejected as exc:  # ImageSizeMismatch already words it with ``noun``
         if exc.status == 415:
             raise ImageRejected(f"The {noun} is {_sniff(data)[0]}; {must}.", 415) from None
         raise

@@ -20,7 +20,7 @@ from app.backends import default_backend_name, get_backend
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, migrate
 from app.deps import MAX_FILES_PER_REQUEST, MULTIPART_OVERHEAD, AppContext
-from app.http_limits import HeadAsGetMiddleware, RequestLimitsMiddleware
+from app.http_limits import HeadAsGetMiddleware, RequestLimitsMiddleware, wants_json
 from app.rate_limit import RateLimiter
 from app.security import PublicURLMiddleware, SecurityMiddleware, load_secret_key, parse_public_url
 from app.services import InvalidInput, NotFound
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(migrate, settings.sqlalchemy_url)
         events.start()
         await worker.start()
-        for problem in getattr(backend, "problems", lambda: [])():
+        for problem in backend.problems():
             log.error("%s Turns that use it fail with this message until it is changed.", problem)
         log.info("Retouch is serving with the %s backend; data in %s", backend_name, settings.data_dir.resolve())
         try:
@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
-        if _wants_json(request):
+        if wants_json(request.url.path):
             return JSONResponse({"detail": _readable(exc)}, status_code=422)
         return pages.error_page(request, 422, _readable(exc))
 
@@ -130,14 +130,10 @@ def _allowed_hosts(value: str) -> list[str]:
     return hosts or ["*"]
 
 
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
-
-
 def error_response(request: Request, status: int, detail, headers=None):
     """JSON ``{"detail": ...}`` for the API, an HTML page (or htmx fragment)
     for pages."""
-    if _wants_json(request):
+    if wants_json(request.url.path):
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
     return pages.error_page(request, status, detail if isinstance(detail, str) else str(detail), headers)
 

@@ -17,15 +17,15 @@ from starlette.concurrency import run_in_threadpool
 
 from app import services, version_tree
 from app.backends import get_backend
-from app.usage import thread_usage, turn_cost
-from app.deps import BodyLimit, ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
+from app.usage import cost_of, thread_usage
+from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.events import PING_SECONDS, changes
 from app.schemas import Urls, share_link_url, utc
 
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Blocks(directory=ROOT / "templates")
 templates.env.globals["utc"] = utc
-templates.env.globals["turn_cost"] = turn_cost
+templates.env.globals["cost_of"] = cost_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -128,7 +128,7 @@ def home(request: Request, session: SessionDep, owner: OwnerDep) -> Response:
     return render(request, "home.html", {"threads": services.list_threads(session, owner)})
 
 
-@router.post("/threads", dependencies=[BodyLimit, TurnLimit])
+@router.post("/threads", dependencies=[TurnLimit])
 def create_thread(
     request: Request,
     ctx: ContextDep,
@@ -181,7 +181,7 @@ def compare_page(thread_id: str, request: Request, ctx: ContextDep, session: Ses
                     threads=services.list_threads(session, owner))
 
 
-@router.post("/t/{thread_id}/turns", dependencies=[BodyLimit, TurnLimit])
+@router.post("/t/{thread_id}/turns", dependencies=[TurnLimit])
 def submit_turn(
     thread_id: str,
     request: Request,

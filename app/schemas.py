@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.models import Thread, Turn, Version
-from app.usage import turn_cost
+from app.usage import cost_of
 
 
 class VersionOut(BaseModel):
@@ -158,7 +158,7 @@ def turn_out(t: Turn, *, owner: bool = True, urls: Urls | None = None, partials=
         backend=t.backend, size=t.size, quality=t.quality, model=t.model, background=t.background,
         has_mask=t.mask_sha256 is not None, has_markup=t.markup_sha256 is not None,
         reference_count=len(t.reference_sha256s or []), usage=t.usage if owner else None, output=t.output,
-        cost_usd=turn_cost(t.usage, (t.output or {}).get("model") or t.model, prices or {}) if owner else None,
+        cost_usd=cost_of(t, prices or {}) if owner else None,
         partial_image_url=urls.partial(t.id, frame.index) if frame else None,
         partial_image_index=frame.index if frame else None,
         created_at=utc(t.created_at), started_at=utc(t.started_at), finished_at=utc(t.finished_at),

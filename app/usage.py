@@ -68,6 +68,13 @@ def tokens_by_kind(usage: dict | None) -> dict[str, int]:
             "text_output": text_out, "image_output": int(outd.get("image_tokens", output_tokens - text_out) or 0)}
 
 
+def cost_of(turn, prices: dict[str, dict[str, float]]) -> float | None:
+    """A turn's cost in US dollars by ``prices``: its usage priced for the
+    model it reports having used (``output["model"]``), else the one it asked
+    for. None when unpriced or without usage."""
+    return turn_cost(turn.usage, (turn.output or {}).get("model") or turn.model, prices)
+
+
 def turn_cost(usage: dict | None, model: str | None, prices: dict[str, dict[str, float]]) -> float | None:
     """The turn's cost in US dollars by ``prices``, or None when the model
     has no price or the turn reported no usage."""
@@ -91,9 +98,8 @@ def thread_usage(turns, prices: dict[str, dict[str, float]]) -> UsageTotal:
     """Sum ``total_tokens`` (and the cost, where priced) over ``turns``."""
     total = UsageTotal()
     for turn in turns:
-        usage = turn.usage or {}
-        total.tokens += int(usage.get("total_tokens") or 0)
-        cost = turn_cost(usage, (turn.output or {}).get("model") or turn.model, prices)
+        total.tokens += int((turn.usage or {}).get("total_tokens") or 0)
+        cost = cost_of(turn, prices)
         if cost is not None:
             total.cost = (total.cost or 0.0) + cost
     return total

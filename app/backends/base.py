@@ -133,6 +133,11 @@ class ImageBackend(ABC):
         Empty for backends without a choice of model."""
         return []
 
+    def problems(self) -> list[str]:
+        """What is wrong with this backend's configuration, one sentence
+        each, for the start-up log (``app/main.py``); empty when nothing is."""
+        return []
+
     def check_options(self, *, model: str | None = None, size: str | None = None, quality: str | None = None,
                       background: str | None = None, image_size: tuple[int, int] | None = None,
                       has_mask: bool = False, has_markup: bool = False, reference_count: int = 0) -> None:

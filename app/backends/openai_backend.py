@@ -162,6 +162,7 @@ class OpenAIBackend(ImageBackend):
         self.model: str = model or settings.openai_model
         if models is None:
             models = [m.strip() for m in settings.openai_models.split(",") if m.strip()]
+        self._listed = list(models)
         #: Offered models: the live, known ones of ``models``, the default first when live.
         self.models: list[str] = [m for m in dict.fromkeys([self.model, *models])
                                   if catalogue.model_problem(m) is None]
@@ -226,10 +227,8 @@ class OpenAIBackend(ImageBackend):
         """What is wrong with the configured models, one sentence each (for
         the start-up log): a shut-down or unknown ``RETOUCH_OPENAI_MODEL``,
         and each such name in ``RETOUCH_OPENAI_MODELS``."""
-        settings = get_settings()
         out = [p for p in [catalogue.model_problem(self.model)] if p]
-        listed = [m.strip() for m in settings.openai_models.split(",") if m.strip()]
-        out += [p for p in (catalogue.model_problem(m, "RETOUCH_OPENAI_MODELS") for m in listed) if p]
+        out += [p for p in (catalogue.model_problem(m, "RETOUCH_OPENAI_MODELS") for m in self._listed) if p]
         return out
 
     def check_options(self, *, model: str | None = None, size: str | None = None, quality: str | None = None,
