@@ -11,7 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.db import Base
 
 TURN_KINDS = ("generate", "edit", "upload", "revert")
-TURN_STATUSES = ("queued", "running", "succeeded", "declined", "failed")
+#: ``answered``: the backend answered in words and made no image (a question
+#: back, or a refusal); not a failure, the person can reply.
+TURN_STATUSES = ("queued", "running", "succeeded", "answered", "declined", "failed")
 PENDING_STATUSES = ("queued", "running")
 
 
@@ -111,6 +113,18 @@ class Turn(Base):
     #: What the backend reported it made: ``{"model", "size", "quality",
     #: "background", "output_format"}`` (the effective values when "auto" was asked).
     output: Mapped[dict | None] = mapped_column(JSON)
+    #: Conversational mode (``openai-chat``): the Responses API id this turn
+    #: produced, the sha256 of the image that response returned (before any
+    #: mask compositing; a later turn continues the chain only from a version
+    #: with exactly these pixels), how many chained responses led here (1 =
+    #: a fresh chain), ``chained``/``fresh``/``restarted``, the assistant's
+    #: words and the prompt the image tool actually used.
+    response_id: Mapped[str | None] = mapped_column(String(64))
+    response_image_sha256: Mapped[str | None] = mapped_column(String(64))
+    chain_depth: Mapped[int | None] = mapped_column(Integer)
+    context: Mapped[str | None] = mapped_column(String(16))
+    reply: Mapped[str | None] = mapped_column(Text)
+    revised_prompt: Mapped[str | None] = mapped_column(Text)
     #: How many times a worker has started this turn (crash recovery).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
