@@ -12,10 +12,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from app import services
-from app.backends import get_backend
+from app.backends import get_backend, offered_backends
 from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.models import Thread
 from app.schemas import (
+    BackendInfo,
     CreateThreadJSON,
     ErrorOut,
     ModelList,
@@ -153,13 +154,15 @@ def submit_turn(
     background: Annotated[str | None, Form(description="auto, opaque or transparent")] = None,
     markup: Annotated[UploadFile | None, File(description="PNG the image's size, transparent except for "
                                                           "strokes that guide the edit; not with mask")] = None,
+    backend: Annotated[str | None, Form(description="local, openai or openai-chat, as GET /api/v1/models "
+                                                     "offers; default: the server's")] = None,
 ) -> TurnOut:
     """Queue an instruction for the thread. Returns 202 with the queued Turn;
     poll ``GET /api/v1/turns/{id}`` for its end (and, while it runs, its
     ``partial_image_url``). Options the chosen model does not take are
     refused with 422 stating the rule."""
     options = turn_options(ctx, size=size, quality=quality, mask=mask, references=image, model=model,
-                           background=background, markup=markup)
+                           background=background, markup=markup, backend=backend)
     turn = services.submit_turn(session, ctx.store, owner, thread_id, instruction=instruction, options=options,
                                 backend=ctx.backend, limits=ctx.limits)
     ctx.worker.notify()
@@ -170,8 +173,15 @@ def submit_turn(
 def list_models(ctx: ContextDep) -> ModelList:
     """The models a turn may choose (``model``), the default first, with
     the sizes, qualities and backgrounds each takes and whether it takes
-    markup. Empty for backends without a choice of model."""
-    return ModelList(backend=ctx.backend, models=get_backend(ctx.backend).offered_models())
+    markup; and ``backends``: each backend a turn may choose (``backend``),
+    the server's first, with its models. ``models`` is empty for backends
+    without a choice of model."""
+    backends = []
+    for name in offered_backends(ctx.backend):
+        impl = get_backend(name)
+        backends.append(BackendInfo(name=name, label=impl.label or name, conversational=impl.conversational,
+                                    markup=impl.accepts_markup, models=impl.offered_models()))
+    return ModelList(backend=ctx.backend, models=backends[0].models, backends=backends)
 
 
 @router.get("/turns/{turn_id}", response_model=TurnOut)
@@ -243,7 +253,7 @@ def shared_version_image(token: str, number: int, request: Request, ctx: Context
                          size: str | None = None, download: bool = False) -> Response:
     """A shared thread's version image, for link holders."""
     thread = services.get_shared_thread(session, token)
-    return image_response(request, ctx, thread, number, size, download)
+    return image_response(request, ctx, thread, number, size, download, signed=True)
 
 
 ATTACHMENT_RESPONSES = {200: {"content": {"image/png": {}, "image/webp": {}}}, 304: {"description": "not modified"}}
@@ -304,8 +314,11 @@ def partial_response(ctx, thread: Thread, turn_id: str, urls: Urls) -> Response:
     raise HTTPException(404, "This turn has no partial image (none arrived yet, or the turn ended).")
 
 
-def image_response(request: Request, ctx, thread: Thread, number: int, size: str | None, download: bool) -> Response:
+def image_response(request: Request, ctx, thread: Thread, number: int, size: str | None, download: bool,
+                   *, signed: bool = False) -> Response:
     """Serve a version's stored PNG or WebP thumbnail (see :func:`blob_response`);
+    a download, or with ``signed`` any full-size PNG, carries its C2PA
+    Content Credentials (``app.archive_routes.signed_response``);
     ``download`` adds ``Content-Disposition: attachment`` naming the file
     ``<title>-v<number>.png``: an ASCII ``filename`` and, for a title beyond
     ASCII, ``filename*`` in UTF-8 (RFC 6266 §4.3, RFC 8187), which clients
@@ -314,7 +327,12 @@ def image_response(request: Request, ctx, thread: Thread, number: int, size: str
     from urllib.parse import quote
 
     version = services.get_version(thread, number)
-    response = blob_response(request, ctx, version.sha256, size)
+    if (download or signed) and size in (None, "", "full"):
+        from app.archive_routes import signed_response
+
+        response = signed_response(request, ctx, thread, version)
+    else:
+        response = blob_response(request, ctx, version.sha256, size)
     if download and response.status_code == 200:
         def clean(text: str) -> str:
             return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-")[:60] or "retouch"

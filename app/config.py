@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     #: SQLAlchemy URL; default ``sqlite:///<data_dir>/retouch.db``.
     #: PostgreSQL: ``postgresql+psycopg://user@host:5432/dbname``.
     database_url: str | None = None
-    #: Backend name (``local`` or ``openai``); default ``openai`` when
+    #: Backend name (``local``, ``openai`` or ``openai-chat``); default ``openai`` when
     #: ``OPENAI_API_KEY`` is set, else ``local``.
     backend: str | None = None
     #: Secret that signs the owner cookie; default: generated once and kept in
@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     #: The OpenAI image models the composer offers, comma-separated; shut-down
     #: and unknown ones are left out (with a warning in the log).
     openai_models: str = "gpt-image-2.5-sunburst,gpt-image-2.5-flare,gpt-image-2"
+    #: The chat model of the ``openai-chat`` backend (conversational mode); it
+    #: calls the image models above through the image_generation tool.
+    openai_chat_model: str = "gpt-6-astra"
+    #: Let OpenAI store responses (kept at least 30 days), so that a turn
+    #: continues the conversation that made its version; ``false`` = every
+    #: turn of ``openai-chat`` starts a fresh conversation.
+    openai_store: bool = True
+    #: Longest conversation chain (turns) ``openai-chat`` continues before it
+    #: starts afresh: each chained turn bills the earlier turns' input again.
+    openai_chain_max: int = Field(default=8, ge=1)
     #: Partial images OpenAI streams while a turn runs (0 to 3; 0 = none).
     openai_partial_images: int = 2
     #: Prices to show a cost per turn: JSON ``{"MODEL": {"text_input": USD,
@@ -86,6 +96,12 @@ class Settings(BaseSettings):
     #: Bytes of stored images one owner may use (versions, masks, drawings,
     #: references; shared blobs count once); ``0`` = no quota. Past it: 507.
     owner_quota_bytes: int = 0
+    #: PEM certificate chain (signing certificate first) that signs the C2PA
+    #: Content Credentials of downloads; with ``c2pa_key``. Unset: an instance
+    #: certificate is generated in the data folder (verifiers call it untrusted).
+    c2pa_cert: str | None = None
+    #: PEM private key of ``c2pa_cert``.
+    c2pa_key: str | None = None
 
     openai_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY")

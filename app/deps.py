@@ -98,10 +98,11 @@ def read_upload(upload: UploadFile | None, max_bytes: int) -> Upload | None:
 
 def turn_options(ctx: AppContext, *, size: str | None, quality: str | None, mask: UploadFile | None,
                  references: list[UploadFile], model: str | None = None, background: str | None = None,
-                 markup: UploadFile | None = None) -> TurnOptions:
+                 markup: UploadFile | None = None, backend: str | None = None) -> TurnOptions:
     """Read a turn's uploaded files (each capped at the byte limit) into
     :class:`TurnOptions`; empty file fields are dropped."""
     limit = ctx.settings.max_upload_bytes
     refs = [u for u in (read_upload(f, limit) for f in references) if u is not None]
     return TurnOptions(size=size, quality=quality, mask=read_upload(mask, limit), references=refs,
-                       model=model, background=background, markup=read_upload(markup, limit))
+                       model=model, background=background, markup=read_upload(markup, limit),
+                       backend=backend)

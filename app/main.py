@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app import access, api, pages
+from app import access, api, archive_routes, pages, provenance
 from app.access import AccessGate, AccessGateMiddleware
 from app.backends import default_backend_name, get_backend
 from app.config import Settings, get_settings
@@ -70,7 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                events=events, partials=partials, backend=backend_name,
                                prices=parse_prices(settings.openai_prices), turn_limiter=RateLimiter(settings.turn_rate_limit, "turns"),
                                address_limiter=RateLimiter(settings.anonymous_rate_limit, "turns without a cookie"))
+    # The C2PA signing identity: RETOUCH_C2PA_CERT/KEY, or the instance certificate, made now on a first start.
+    provenance.for_settings(settings)
+    app.include_router(archive_routes.api_router)
     app.include_router(api.router)
+    app.include_router(archive_routes.page_router)
     app.include_router(pages.router)
     app.include_router(access.router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")

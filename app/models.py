@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
@@ -36,8 +36,13 @@ class Thread(Base):
     forked_from: Mapped[str | None] = mapped_column(String(32))
     #: The image model the last turn asked for; the composer preselects it.
     model: Mapped[str | None] = mapped_column(String(64))
+    #: The backend the last turn chose; the composer preselects it.
+    backend: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    #: Whether the C2PA manifests of this thread's downloads carry the
+    #: instructions (``app/provenance.py``); off by default, for privacy.
+    c2pa_instructions: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     versions: Mapped[list[Version]] = relationship(
         back_populates="thread", order_by="Version.number", cascade="all, delete-orphan"

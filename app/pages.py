@@ -16,7 +16,7 @@ from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import services, version_tree
-from app.backends import get_backend
+from app.backends import get_backend, offered_backends
 from app.usage import cost_of, thread_usage
 from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.events import PING_SECONDS, changes
@@ -113,14 +113,31 @@ def thread_context(request: Request, ctx, thread, *, share_token: str | None = N
 
 
 def model_choice(ctx, thread) -> dict:
-    """The composer's model picker: ``models`` (what the backend offers,
-    the default first; empty for backends without a choice), ``models_json``
-    (the same, for static/app.js) and ``chosen_model`` (the thread's last
-    choice while still offered, else the default)."""
-    models = get_backend(ctx.backend).offered_models()
-    names = [m["name"] for m in models]
-    chosen = thread.model if thread is not None and thread.model in names else (names[0] if names else None)
-    return {"models": models, "models_json": json.dumps({m["name"]: m for m in models}), "chosen_model": chosen}
+    """The composer's backend and model pickers: ``backends`` (each a dict
+    with ``name``, ``label``, ``models``, ``markup`` and ``conversational``;
+    the server's backend first, then the other configured ones),
+    ``chosen_backend`` (the thread's last choice while still offered),
+    ``models`` (what the chosen backend offers, the default first),
+    ``models_json`` / ``backends_json`` (the same, for static/app.js) and
+    ``chosen_model`` (the thread's last choice while still offered, else
+    the default)."""
+    backends = []
+    for name in offered_backends(ctx.backend):
+        impl = get_backend(name)
+        backends.append({"name": name, "label": impl.label or name, "models": impl.offered_models(),
+                         "markup": impl.accepts_markup, "conversational": impl.conversational})
+    names = [b["name"] for b in backends]
+    chosen_backend = thread.backend if thread is not None and thread.backend in names else names[0]
+    models = next(b["models"] for b in backends if b["name"] == chosen_backend)
+    every = {m["name"]: m for b in backends for m in b["models"]}
+    model_names = [m["name"] for m in models]
+    chosen = thread.model if thread is not None and thread.model in model_names else (
+        model_names[0] if model_names else None)
+    return {"models": models, "models_json": json.dumps(every), "chosen_model": chosen,
+            "backends": backends, "chosen_backend": chosen_backend,
+            "backend_labels": {b["name"]: b["label"] for b in backends},
+            "backends_json": json.dumps({b["name"]: {"label": b["label"], "models": [m["name"] for m in b["models"]],
+                                                     "markup": b["markup"]} for b in backends})}
 
 
 @router.get("/")
@@ -196,9 +213,10 @@ def submit_turn(
     model: Annotated[str, Form()] = "",
     background: Annotated[str, Form()] = "",
     markup: Annotated[UploadFile | None, File()] = None,
+    backend: Annotated[str, Form()] = "",
 ) -> Response:
     options = turn_options(ctx, size=size, quality=quality, mask=mask, references=image, model=model,
-                           background=background, markup=markup)
+                           background=background, markup=markup, backend=backend)
     services.submit_turn(session, ctx.store, owner, thread_id, instruction=instruction, options=options,
                          backend=ctx.backend, limits=ctx.limits)
     ctx.worker.notify()
@@ -270,6 +288,9 @@ def _version(request: Request, ctx, context: dict, number: int, *, threads=None)
                    children=[v.number for v in thread.versions if v.parent == number],
                    made_by=turn.backend if turn is not None and turn.kind in ("edit", "generate") else None,
                    made_output=turn.output if turn is not None else None)
+    from app.archive_routes import credentials  # read back from the signed PNG (app/provenance.py)
+
+    context["credentials"] = credentials(ctx, thread, number)
     headers = {} if context["owner"] else SHARED_HEADERS
     return render(request, "version.html", context, block="content", headers=headers)
 
@@ -295,6 +316,10 @@ def shared_page(token: str, request: Request, ctx: ContextDep, session: SessionD
     """The read-only shared thread, with a Fork button."""
     thread = services.get_shared_thread(session, token)
     context = thread_context(request, ctx, thread, share_token=token)
+    if thread.head_version is not None:
+        from app.archive_routes import credentials  # the head's, read back from its signed PNG
+
+        context["credentials"] = credentials(ctx, thread, thread.head_version)
     return render(request, "shared.html", context, block="live", blocks=THREAD_BLOCKS, headers=SHARED_HEADERS)
 
 

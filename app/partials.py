@@ -1,4 +1,4 @@
-"""Partial images of running turns, kept in memory only.
+"""Partial images (and streamed words) of running turns, kept in memory only.
 
 While the ``openai`` backend streams, each partial image it receives is put
 here (the newest one per turn), the turn's thread is announced as changed
@@ -38,7 +38,18 @@ class PartialFrames:
 
     def __init__(self) -> None:
         self._frames: dict[str, PartialFrame] = {}
+        self._texts: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def put_text(self, turn_id: str, text: str) -> None:
+        """Keep the assistant's words so far (conversational backends stream them)."""
+        with self._lock:
+            self._texts[turn_id] = text
+
+    def text(self, turn_id: str) -> str | None:
+        """The turn's streamed words so far, or None."""
+        with self._lock:
+            return self._texts.get(turn_id)
 
     def put(self, turn_id: str, index: int, image: Image.Image) -> PartialFrame:
         """Keep ``image`` (RGB or RGBA) as the turn's newest frame, encoded
@@ -56,9 +67,10 @@ class PartialFrames:
             return self._frames.get(turn_id)
 
     def drop(self, turn_id: str) -> None:
-        """Forget the turn's frame (when the turn ends)."""
+        """Forget the turn's frame and words (when the turn ends)."""
         with self._lock:
             self._frames.pop(turn_id, None)
+            self._texts.pop(turn_id, None)
 
     def __len__(self) -> int:
         with self._lock:

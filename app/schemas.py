@@ -27,7 +27,8 @@ class TurnOut(BaseModel):
     thread_id: str
     kind: Literal["generate", "edit", "upload", "revert"]
     instruction: str
-    status: Literal["queued", "running", "succeeded", "declined", "failed"]
+    status: Literal["queued", "running", "succeeded", "answered", "declined", "failed"] = Field(
+        description="answered: the backend replied in words only (a question or a refusal) and made no version")
     message: str | None
     error: str | None
     base_version: int | None
@@ -47,6 +48,15 @@ class TurnOut(BaseModel):
     partial_image_url: str | None = Field(default=None, description="the newest partial image while the "
                                           "turn runs (WebP); gone when the turn ends")
     partial_image_index: int | None = None
+    reply: str | None = Field(default=None, description="the assistant's words (openai-chat); while the turn "
+                              "runs, the words so far")
+    revised_prompt: str | None = Field(default=None, description="the prompt the image tool used (openai-chat)")
+    context: Literal["chained", "fresh", "restarted"] | None = Field(
+        default=None, description="openai-chat: continued the conversation that made the base version "
+        "(chained), started one (fresh), or started a new one although there was history (restarted; "
+        "message says why)")
+    response_id: str | None = Field(default=None, description="the stored OpenAI response (owner only)")
+    chain_depth: int | None = Field(default=None, description="chained responses up to this turn (1 = fresh)")
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None
@@ -77,10 +87,20 @@ class ThreadList(BaseModel):
     threads: list[ThreadSummary]
 
 
+class BackendInfo(BaseModel):
+    name: str = Field(description="send as a turn's backend")
+    label: str
+    conversational: bool = Field(description="keeps a conversation and may answer in words (openai-chat)")
+    markup: bool = Field(description="takes drawings that guide an edit (per model too)")
+    models: list[dict] = Field(description="as ModelList.models")
+
+
 class ModelList(BaseModel):
-    backend: str
+    backend: str = Field(description="the server's backend (a turn's default)")
     models: list[dict] = Field(description="each: name, arbitrary_sizes, standard_sizes, qualities, "
                                            "backgrounds, markup, streaming; the default first")
+    backends: list[BackendInfo] = Field(default_factory=list, description="every backend a turn may choose, "
+                                        "the server's first")
 
 
 class ShareOut(BaseModel):
@@ -161,6 +181,9 @@ def turn_out(t: Turn, *, owner: bool = True, urls: Urls | None = None, partials=
         cost_usd=cost_of(t, prices or {}) if owner else None,
         partial_image_url=urls.partial(t.id, frame.index) if frame else None,
         partial_image_index=frame.index if frame else None,
+        reply=t.reply if t.reply is not None or not t.pending or partials is None else partials.text(t.id),
+        revised_prompt=t.revised_prompt, context=t.context, response_id=t.response_id if owner else None,
+        chain_depth=t.chain_depth,
         created_at=utc(t.created_at), started_at=utc(t.started_at), finished_at=utc(t.finished_at),
     )
 

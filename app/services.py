@@ -17,7 +17,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.backends import OptionRejected, UnknownBackend, get_backend
+from app.backends import OptionRejected, UnknownBackend, get_backend, offered_backends
 from app.imaging import (
     ImageRejected,
     decode_image,
@@ -68,7 +68,9 @@ class TurnOptions:
     ``"auto"``; None or ``"match"`` = the image's shape for edits),
     ``quality`` (low/medium/high/xhigh/max/auto), ``model`` (one the backend
     offers; None = its default), ``background`` (auto/opaque/transparent),
-    reference images, and a ``mask`` or a ``markup`` (not both)."""
+    reference images, a ``mask`` or a ``markup`` (not both), and the
+    ``backend`` to run it (one of :func:`app.backends.offered_backends`;
+    None = the server's)."""
 
     size: str | None = None
     quality: str | None = None
@@ -77,6 +79,20 @@ class TurnOptions:
     model: str | None = None
     background: str | None = None
     markup: Upload | None = None
+    backend: str | None = None
+
+
+def choose_backend(chosen: str | None, default: str) -> str:
+    """The backend a turn runs on: ``chosen`` when it is one the composer
+    offers here (:func:`app.backends.offered_backends`), ``default`` when
+    none was chosen. Raises InvalidInput (422) naming the offered ones."""
+    chosen = (chosen or "").strip()
+    if not chosen:
+        return default
+    offered = offered_backends(default)
+    if chosen not in offered:
+        raise InvalidInput(f"The backend {chosen!r} is not offered here; choose one of: {', '.join(offered)}.")
+    return chosen
 
 
 @dataclass
@@ -428,6 +444,7 @@ def submit_turn(
     check_owner_limits(session, store, owner_id, limits, queues_turn=True, stores_images=True)
     size, quality, background = clean_options(options.size, options.quality, options.background)
     model = (options.model or "").strip() or None
+    backend = choose_backend(options.backend, backend)
     if len(options.references) > MAX_REFERENCES:
         raise InvalidInput(f"Attach at most {MAX_REFERENCES} reference images.")
     if options.mask is not None and options.markup is not None:
@@ -467,6 +484,7 @@ def submit_turn(
     session.add(turn)
     if model:
         thread.model = model
+    thread.backend = backend
     thread.updated_at = utcnow()
     session.commit()
     return turn
@@ -484,6 +502,8 @@ def retry_turn(session: Session, owner_id: str, turn_id: str, *, backend: str,
     if store is not None:
         check_owner_limits(session, store, owner_id, limits, queues_turn=True, stores_images=False)
     thread = old.thread
+    if old.backend and old.backend in offered_backends(backend):
+        backend = old.backend  # try again where it ran, while that backend is still offered
     turn = Turn(
         id=new_id(), thread=thread, kind="edit" if thread.head_version else "generate",
         instruction=old.instruction, status="queued", backend=backend, size=old.size,
@@ -531,6 +551,16 @@ def rename(session: Session, owner_id: str, thread_id: str, title: str) -> Threa
     return thread
 
 
+def set_c2pa_instructions(session: Session, owner_id: str, thread_id: str, enabled: bool) -> Thread:
+    """Whether the C2PA manifests of the thread's downloads carry its
+    instructions (``app/provenance.py``; off by default, for privacy).
+    Raises NotFound."""
+    thread = get_thread(session, owner_id, thread_id)
+    thread.c2pa_instructions = bool(enabled)
+    session.commit()
+    return thread
+
+
 def share(session: Session, owner_id: str, thread_id: str) -> ShareLink:
     """The thread's live share link, created if there is none. The token is
     ``secrets.token_urlsafe(24)``: 192 random bits. Raises NotFound."""
@@ -574,7 +604,8 @@ def fork(session: Session, owner_id: str, token: str) -> Thread:
             backend=t.backend, size=t.size, quality=t.quality, model=t.model, background=t.background,
             mask_sha256=t.mask_sha256, markup_sha256=t.markup_sha256,
             reference_sha256s=list(t.reference_sha256s or []), usage=t.usage, output=t.output,
-            attempts=t.attempts,
+            attempts=t.attempts, reply=t.reply, revised_prompt=t.revised_prompt, context=t.context,
+            # Never the response id: the fork's owner must not continue someone else's stored conversation.
             created_at=t.created_at, started_at=t.started_at, finished_at=t.finished_at,
         ))
     for v in source.versions:

@@ -12,6 +12,12 @@ tokens, per model, for example::
     {"gpt-image-2.5-sunburst": {"text_input": 5, "image_input": 8, "image_output": 30}}
 
 Keys: ``text_input``, ``image_input``, ``text_output``, ``image_output``.
+
+Turns of the conversational backend (``openai-chat``) store the image
+tool's usage (``tool_usage.image_gen``, the same shape) at the top level and
+the chat model's (``Response.usage``, ``openai/types/responses/response_usage.py``)
+under ``"chat"``, with its ``"model"``; the chat part is priced as text by
+that model's entry.
 """
 from __future__ import annotations
 
@@ -71,8 +77,29 @@ def tokens_by_kind(usage: dict | None) -> dict[str, int]:
 def cost_of(turn, prices: dict[str, dict[str, float]]) -> float | None:
     """A turn's cost in US dollars by ``prices``: its usage priced for the
     model it reports having used (``output["model"]``), else the one it asked
-    for. None when unpriced or without usage."""
-    return turn_cost(turn.usage, (turn.output or {}).get("model") or turn.model, prices)
+    for, plus the chat model's part (``usage["chat"]``) priced for that
+    model. None when nothing of it is priced or there is no usage."""
+    usage = turn.usage or {}
+    image = turn_cost(usage, (turn.output or {}).get("model") or turn.model, prices)
+    chat = usage.get("chat") if isinstance(usage.get("chat"), dict) else None
+    chat_cost = None
+    if chat:
+        table = prices.get(str(chat.get("model") or ""))
+        if table:
+            counts = {"text_input": int(chat.get("input_tokens") or 0),
+                      "text_output": int(chat.get("output_tokens") or 0)}
+            chat_cost = sum(n * table.get(k, 0.0) for k, n in counts.items()) / 1_000_000
+    if image is None and chat_cost is None:
+        return None
+    return (image or 0.0) + (chat_cost or 0.0)
+
+
+def total_tokens(usage: dict | None) -> int:
+    """All tokens of a stored usage dict: the image model's and the chat model's."""
+    if not usage:
+        return 0
+    chat = usage.get("chat") if isinstance(usage.get("chat"), dict) else {}
+    return int(usage.get("total_tokens") or 0) + int(chat.get("total_tokens") or 0)
 
 
 def turn_cost(usage: dict | None, model: str | None, prices: dict[str, dict[str, float]]) -> float | None:
@@ -95,10 +122,10 @@ class UsageTotal:
 
 
 def thread_usage(turns, prices: dict[str, dict[str, float]]) -> UsageTotal:
-    """Sum ``total_tokens`` (and the cost, where priced) over ``turns``."""
+    """Sum the tokens (:func:`total_tokens`) and the cost, where priced, over ``turns``."""
     total = UsageTotal()
     for turn in turns:
-        total.tokens += int((turn.usage or {}).get("total_tokens") or 0)
+        total.tokens += total_tokens(turn.usage)
         cost = cost_of(turn, prices)
         if cost is not None:
             total.cost = (total.cost or 0.0) + cost

@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import anyio
@@ -28,6 +30,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from app.backends import BackendDeclined, BackendFailed, EditRequest, UnknownBackend, get_backend
+from app.config import get_settings
 from app.events import call_on_loop
 from app.imaging import open_png
 from app.models import Thread, Turn, utcnow
@@ -108,6 +111,60 @@ def history_of(thread: Thread, number: int | None) -> tuple[str, ...]:
             out.append(turn.instruction)
         number = version.parent
     return tuple(reversed(out))
+
+
+#: Least time between two change events for streamed words, in seconds.
+TEXT_EVENT_INTERVAL = 0.25
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """Where a conversational turn's context stands: the stored response to
+    continue (None = start afresh), the chain depth it had (0 = none) and,
+    when a conversation existed but is not continued, why."""
+
+    previous_response_id: str | None = None
+    depth: int = 0
+    restart_reason: str | None = None
+
+
+def conversation_of(thread: Thread, number: int | None, backend_name: str) -> _Chain:
+    """Decide whether a turn of ``backend_name`` from version ``number``
+    continues the stored response that made that version.
+
+    It continues only when the backend is conversational, OpenAI stores
+    responses (``RETOUCH_OPENAI_STORE``), and the turn that made the version
+    (in this thread) has a response id whose image is exactly the version's
+    pixels (not an upload, another backend's edit, a mask composite or a
+    revert), the thread is not a fork of someone else's, and the chain is
+    shorter than ``RETOUCH_OPENAI_CHAIN_MAX``. Siblings therefore never see
+    each other: each continues the response of its own base version.
+    """
+    try:
+        conversational = get_backend(backend_name).conversational
+    except UnknownBackend:
+        return _Chain()
+    version = thread.version(number) if number is not None else None
+    if not conversational or version is None:
+        return _Chain()
+    settings = get_settings()
+    made_by = next((t for t in thread.turns if t.id == version.turn_id), None)
+    if not settings.openai_store:
+        return _Chain(restart_reason="Conversation memory is off on this server (RETOUCH_OPENAI_STORE=false), "
+                                     "so the earlier instructions were sent as text.")
+    if thread.forked_from:
+        return _Chain(restart_reason="This thread is a copy of a shared one, so the model started a new "
+                                     "conversation; the earlier instructions were sent as text.")
+    if made_by is None or not made_by.response_id or made_by.response_image_sha256 != version.sha256:
+        return _Chain(restart_reason=f"Version {version.number} was not made by the conversation alone "
+                                     "(an upload, another backend, a selected region or a revert), so the model "
+                                     "started a new conversation; the earlier instructions were sent as text.")
+    depth = made_by.chain_depth or 1
+    if depth >= settings.openai_chain_max:
+        return _Chain(depth=depth, restart_reason=(
+            f"The conversation reached {depth} turns (RETOUCH_OPENAI_CHAIN_MAX), so Retouch started a new one "
+            "to stop billing the earlier turns again; the earlier instructions were sent as text."))
+    return _Chain(previous_response_id=made_by.response_id, depth=depth)
 
 
 class TurnWorker:
@@ -218,7 +275,7 @@ class TurnWorker:
 
     def _run_turn(self, turn_id: str) -> None:
         try:
-            request, backend_name, attempts = self._prepare(turn_id)
+            request, backend_name, attempts, chain = self._prepare(turn_id)
         except _TurnError as exc:
             self._finish(turn_id, "failed", error=exc.message)
             return
@@ -239,6 +296,14 @@ class TurnWorker:
             log.exception("backend %s crashed on turn %s", backend_name, turn_id)
             self._finish(turn_id, "failed", error=f"The {backend_name} backend hit an internal error. You can try again.")
             return
+        if result.image is None:  # answered in words only: no version, not a failure
+            with self.sessions() as session:
+                turn = session.scalar(select(Turn).where(Turn.id == turn_id))
+                turn.status = "answered"
+                self._record_reply(turn, result, chain, attempts, image_sha=None)
+                turn.thread.updated_at = utcnow()
+                session.commit()
+            return
         try:
             sha, width, height = store_image(self.store, result.image)
         except Exception:
@@ -250,19 +315,36 @@ class TurnWorker:
             add_version(session, turn.thread, sha256=sha, width=width, height=height,
                         parent=turn.base_version, turn=turn)
             turn.status = "succeeded"
-            turn.message = _with_note(result.message, rerun_note(attempts))
-            turn.usage = result.usage
-            turn.output = result.output
-            turn.finished_at = utcnow()
+            self._record_reply(turn, result, chain, attempts, image_sha=None if request.mask is not None else sha)
             session.commit()
 
-    def _prepare(self, turn_id: str) -> tuple[EditRequest, str, int]:
+    @staticmethod
+    def _record_reply(turn: Turn, result, chain: _Chain, attempts: int, *, image_sha: str | None) -> None:
+        """Copy what the backend answered onto ``turn``: note, usage, output
+        and, for conversational backends, the response id, the words, the
+        revised prompt and where the conversation stands. ``image_sha`` is
+        the version's blob when it holds exactly the response's image (no
+        mask composite), the condition for continuing from it later."""
+        turn.message = _with_note(result.message, rerun_note(attempts))
+        turn.usage = result.usage
+        turn.output = result.output
+        turn.reply = result.reply
+        turn.revised_prompt = result.revised_prompt
+        turn.context = result.context
+        if result.response_id:
+            turn.response_id = result.response_id
+            turn.response_image_sha256 = image_sha
+            turn.chain_depth = chain.depth + 1 if result.context == "chained" else 1
+        turn.finished_at = utcnow()
+
+    def _prepare(self, turn_id: str) -> tuple[EditRequest, str, int, _Chain]:
         with self.sessions() as session:
             turn = session.scalar(select(Turn).where(Turn.id == turn_id))
             thread = turn.thread
             base = thread.version(turn.base_version)
             history = history_of(thread, turn.base_version)
             backend_name = turn.backend or "local"
+            chain = conversation_of(thread, turn.base_version, backend_name)
             base_sha = base.sha256 if base else None
             mask_sha, markup_sha, ref_shas = turn.mask_sha256, turn.markup_sha256, list(turn.reference_sha256s or [])
             instruction, size, quality = turn.instruction, turn.size, turn.quality
@@ -289,10 +371,20 @@ class TurnWorker:
             self.partials.put(turn_id, index, frame)
             self.on_change(thread_id)
 
+        last_text = [0.0]
+
+        def on_text(text: str) -> None:
+            self.partials.put_text(turn_id, text)
+            now = time.monotonic()
+            if now - last_text[0] >= TEXT_EVENT_INTERVAL:  # words arrive fast: announce a few times a second
+                last_text[0] = now
+                self.on_change(thread_id)
+
         return EditRequest(instruction=instruction, image=image, mask=mask, references=refs,
                            history=history, size=size, quality=quality, model=model, background=background,
                            markup=markup, safety_identifier=safety_identifier(owner_id),
-                           on_partial=on_partial), backend_name, attempts
+                           on_partial=on_partial, on_text=on_text, previous_response_id=chain.previous_response_id,
+                           restart_reason=chain.restart_reason if history else None), backend_name, attempts, chain
 
     def _fail_quietly(self, turn_id: str) -> None:
         """Best effort after an unexpected error: fail the turn (if it is

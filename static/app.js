@@ -407,37 +407,65 @@
   }
 
   // ------------------------------------------------------------ model options
-  // Show only the sizes, qualities and backgrounds the chosen model takes (the
-  // catalogue, app/backends/openai_models.py, sent as .thread-page's data-models).
+  // Show only the models the chosen backend offers (.thread-page's data-backends), and
+  // only the sizes, qualities and backgrounds the chosen model takes (the catalogue,
+  // app/backends/openai_models.py, sent as .thread-page's data-models).
+  function pageData(name) {
+    var page = $(".thread-page[data-" + name + "]");
+    if (!page) return null;
+    try { return JSON.parse(page.getAttribute("data-" + name)); } catch (e) { return null; }
+  }
+  function backendInfo() {
+    var select = $("#backend"), all = pageData("backends");
+    return select && all ? all[select.value] || null : null;
+  }
   function modelInfo() {
-    var page = $(".thread-page[data-models]"), select = $("#model");
-    if (!page || !select) return null;
-    try { return JSON.parse(page.getAttribute("data-models"))[select.value] || null; } catch (e) { return null; }
+    var select = $("#model"), all = pageData("models");
+    if (!select || select.disabled || !all) return null;
+    return all[select.value] || null;
   }
   function offer(option, allowed) {
     option.hidden = !allowed;
     option.disabled = !allowed;
     if (!allowed && option.selected) option.parentNode.value = "";
   }
+  function syncBackend() {
+    var backend = backendInfo(), select = $("#model");
+    if (!backend) return;
+    var names = backend.models;
+    $all("[data-needs-models]").forEach(function (el) { el.hidden = !names.length; el.disabled = !names.length; });
+    if (select) {
+      $all("#model option").forEach(function (o) { o.hidden = o.disabled = names.indexOf(o.value) < 0; });
+      if (names.length && names.indexOf(select.value) < 0) select.value = names[0];
+    }
+    if (!names.length) {  // no model: the generic choices only
+      $all("#size option[data-arbitrary]").forEach(function (o) { offer(o, false); });
+      $all("#quality option").forEach(function (o) { if (o.value) offer(o, ["low", "medium", "high"].indexOf(o.value) >= 0); });
+    }
+  }
   function syncModelOptions() {
-    var info = modelInfo();
+    syncBackend();
+    var info = modelInfo(), backend = backendInfo();
+    var label = $("#options-model");
+    if (label) label.textContent = [backend ? backend.label : "", info ? info.name : ""].filter(Boolean).join(" \u00b7 ");
+    var draw = $("#mode-draw");
+    var markup = info ? info.markup && (!backend || backend.markup) : false;
+    if (draw) {
+      draw.disabled = !markup;
+      draw.title = markup
+        ? "Draw on the image to show the model where and what (markup)"
+        : (backend && !backend.markup ? backend.label + " does not take drawings (markup); pick OpenAI images."
+           : info ? info.name + " does not take drawings (markup); pick a model that does, such as gpt-image-2.5-sunburst."
+           : "This backend does not take drawings to guide an edit; it edits exactly what the instruction says.");
+      if (!markup && maskMode === "draw") setMaskMode("region");
+    }
     if (!info) return;
     $all("#size option[data-arbitrary]").forEach(function (o) { offer(o, info.arbitrary_sizes); });
     $all("#quality option").forEach(function (o) { if (o.value) offer(o, info.qualities.indexOf(o.value) >= 0); });
     $all("#background option").forEach(function (o) { if (o.value) offer(o, info.backgrounds.indexOf(o.value) >= 0); });
-    var label = $("#options-model");
-    if (label) label.textContent = info.name;
-    var draw = $("#mode-draw");
-    if (draw) {
-      draw.disabled = !info.markup;
-      draw.title = info.markup
-        ? "Draw on the image to show the model where and what (markup)"
-        : info.name + " does not take drawings (markup); pick a model that does, such as gpt-image-2.5-sunburst.";
-      if (!info.markup && maskMode === "draw") setMaskMode("region");
-    }
   }
   document.addEventListener("change", function (evt) {
-    if (evt.target && evt.target.id === "model") syncModelOptions();
+    if (evt.target && (evt.target.id === "model" || evt.target.id === "backend")) syncModelOptions();
   });
 
   function canvasPoint(c, evt) {
@@ -640,13 +668,8 @@
   }
   setInterval(tick, 1000);
 
-  // Without a model picker (the local backend), drawing to guide is not available.
+  // Without a model that takes markup (the local backend), drawing to guide is not available.
   function initDrawMode() {
-    var draw = $("#mode-draw");
-    if (draw && !$("#model")) {
-      draw.disabled = true;
-      draw.title = "This backend does not take drawings to guide an edit; it edits exactly what the instruction says.";
-    }
     syncModelOptions();
   }
 

@@ -176,6 +176,7 @@ from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.backends import openai_models as catalogue
+from tests import fake_responses
 
 BEHAVIOURS = (
     "429",
@@ -466,6 +467,8 @@ class FakeOpenAI:
         self.event_delay = event_delay
         self.moderation_categories = moderation_categories
         self.requests: list[RecordedRequest] = []
+        #: The Responses API's queued outcomes and stored responses (``tests/fake_responses.py``).
+        self.responses = fake_responses.ResponsesFake()
         self._queue: deque[str] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -919,7 +922,36 @@ def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:  # noqa: N802
-            self._error(404, f"Unknown path {self.path}", "invalid_request_error", code="unknown_url")
+            self._stored_response("GET")
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            self._stored_response("DELETE")
+
+        def _stored_response(self, method: str) -> None:
+            """``GET``/``DELETE /v1/responses/{id}``: the stored response, or 404."""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            path = self.path.split("?", 1)[0]
+            rec = self._rec = RecordedRequest(method=method, path=path, headers=headers, body=b"")
+            fake._record(rec)
+            rid = path.removeprefix("/v1/responses/")
+            if not path.startswith("/v1/responses/") or "/" in rid:
+                self._error(404, f"Unknown path {path}", "invalid_request_error", code="unknown_url")
+                return
+            if not headers.get("authorization", "").startswith("Bearer "):
+                self._error(401, "You didn't provide an API key.", "invalid_request_error")
+                return
+            with fake.responses._lock:
+                stored = fake.responses.store.get(rid)
+                if stored is not None and method == "DELETE":
+                    del fake.responses.store[rid]
+                    fake.responses.deleted.append(rid)
+            if stored is None:
+                self._error(404, f"Response with id '{rid}' not found.", "invalid_request_error",
+                            param="response_id", code="not_found")
+            elif method == "DELETE":
+                self._send(200, b"", "application/json")
+            else:
+                self._json(200, stored.response)
 
         def do_POST(self) -> None:  # noqa: N802
             body = self._read_body()
@@ -939,7 +971,7 @@ def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             rec.behaviour = fake._next_behaviour()
             fake._record(rec)
 
-            if path not in ("/v1/images/generations", "/v1/images/edits"):
+            if path not in ("/v1/images/generations", "/v1/images/edits", "/v1/responses"):
                 self._error(404, f"Unknown path {path}", "invalid_request_error", code="unknown_url")
                 return
             if not headers.get("authorization", "").startswith("Bearer "):
@@ -950,6 +982,9 @@ def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 return
             if rec.behaviour == "slow":
                 fake._stopping.wait(fake.slow_seconds)
+            if path == "/v1/responses":
+                self._responses(rec)
+                return
             try:
                 call = validate(rec)
             except Rejected as exc:
@@ -965,6 +1000,44 @@ def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._success(rec, call)
 
         # --------------------------------------------------------- answers
+
+        def _responses(self, rec: RecordedRequest) -> None:
+            """``POST /v1/responses`` (``tests/fake_responses.py``)."""
+            if rec.json is None:
+                self._error(400, "The Responses API takes a JSON body.", "invalid_request_error")
+                return
+            try:
+                call = fake_responses.validate(fake.responses, rec.json)
+            except fake_responses.ResponsesRejected as exc:
+                self._json(exc.status, {"error": exc.error})
+                return
+            final, events = fake_responses.answer(fake.responses, call)
+            if rec.json.get("stream") is not True:
+                if rec.behaviour == "stream_break":
+                    self._drop()
+                    return
+                self._json(200, final)
+                return
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                rec.status = 200
+                for event in events:
+                    if fake.event_delay > 0 and event["type"] in (
+                            "response.image_generation_call.partial_image", "response.output_text.delta",
+                            "response.output_item.done"):
+                        fake._stopping.wait(fake.event_delay)
+                    self._chunk(fake_responses.sse(event))
+                    if event["type"] == "response.image_generation_call.partial_image" and self._broke_off(rec):
+                        return
+                self._chunk(b"")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
         def _answer_behaviour(self, rec: RecordedRequest) -> None:
             b = rec.behaviour

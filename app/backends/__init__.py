@@ -30,6 +30,7 @@ __all__ = [
     "backend_names",
     "default_backend_name",
     "get_backend",
+    "offered_backends",
     "register_backend",
     "unregister_backend",
 ]
@@ -99,6 +100,28 @@ def _load_builtins() -> None:
     _builtins_loaded = True
     from .local import LocalBackend
     from .openai_backend import OpenAIBackend
+    from .openai_chat import OpenAIChatBackend
 
     _factories.setdefault("local", LocalBackend)
     _factories.setdefault("openai", OpenAIBackend)
+    _factories.setdefault("openai-chat", OpenAIChatBackend)
+
+
+#: The built-in backends a person may pick per turn, in the picker's order.
+PICKABLE = ("local", "openai", "openai-chat")
+
+
+def offered_backends(default: str) -> list[str]:
+    """The backends the composer offers: ``default`` (the server's backend)
+    first, then each other built-in backend of :data:`PICKABLE` that is
+    :meth:`~ImageBackend.available` here (the OpenAI ones need a key)."""
+    out = [default]
+    for name in PICKABLE:
+        if name == default:
+            continue
+        try:
+            if get_backend(name).available():
+                out.append(name)
+        except Exception:  # a backend that cannot even be built is not offered
+            continue
+    return out

@@ -54,6 +54,8 @@ class OptionRejected(BackendFailed):
 
 #: Called with (0-based index, image) for each partial image a backend streams.
 PartialCallback = Callable[[int, Image.Image], None]
+#: Called with the assistant's words so far, each time more of them stream in.
+TextCallback = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,12 @@ class EditRequest:
       hash), for the vendor's abuse monitoring.
     - ``on_partial``: called with each partial image while the backend
       streams (from the backend's thread); None = do not stream.
+    - ``previous_response_id``: conversational backends (``openai-chat``)
+      continue this stored response, the one that made ``image``; None =
+      start a fresh conversation, sending ``history`` as text.
+    - ``restart_reason``: when a conversation existed but cannot be
+      continued, a sentence saying why (shown in the turn); None otherwise.
+    - ``on_text``: called with the assistant's words so far as they stream.
     """
 
     instruction: str
@@ -93,6 +101,9 @@ class EditRequest:
     markup: Image.Image | None = None
     safety_identifier: str | None = None
     on_partial: PartialCallback | None = field(default=None, compare=False)
+    previous_response_id: str | None = None
+    restart_reason: str | None = None
+    on_text: TextCallback | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -101,12 +112,25 @@ class EditResult:
     (for example what was done), the token usage the backend reported (a
     dict such as ``{"input_tokens": 10, "output_tokens": 4160}``), if any,
     and what it reports having made (``{"model", "size", "quality",
-    "background", "output_format"}``), if anything."""
+    "background", "output_format"}``), if anything.
 
-    image: Image.Image
+    Conversational backends also fill in ``reply`` (the assistant's words),
+    ``revised_prompt`` (the prompt the image tool used), ``response_id``
+    (the stored response to continue from next time) and ``context``
+    (``"chained"``: continued ``previous_response_id``; ``"fresh"``: a new
+    conversation; ``"restarted"``: a new one although there was history).
+    ``image`` is None when the model answered in words only (a question
+    back, or a refusal): the turn then ends ``answered``, with no version.
+    """
+
+    image: Image.Image | None
     message: str | None = None
     usage: dict | None = field(default=None)
     output: dict | None = field(default=None)
+    reply: str | None = None
+    revised_prompt: str | None = None
+    response_id: str | None = None
+    context: str | None = None
 
 
 class ImageBackend(ABC):
@@ -126,6 +150,15 @@ class ImageBackend(ABC):
     accepts_references: ClassVar[bool] = False
     #: Uses ``request.markup`` (strokes that guide an edit).
     accepts_markup: ClassVar[bool] = False
+    #: Keeps a conversation (``previous_response_id``) and may answer in words.
+    conversational: ClassVar[bool] = False
+    #: A short name for people (the composer's backend picker, turn footers).
+    label: ClassVar[str] = ""
+
+    def available(self) -> bool:
+        """Whether this backend can run here (e.g. an API key is set); the
+        composer only offers available backends."""
+        return True
 
     def offered_models(self) -> list[dict]:
         """The models a person may pick per turn, each a dict with at least
@@ -188,7 +221,7 @@ class ImageBackend(ABC):
                            has_mask=request.mask is not None, has_markup=request.markup is not None,
                            reference_count=len(request.references))
         result = self.run(request)
-        if request.mask is not None and request.image is not None:
+        if result.image is not None and request.mask is not None and request.image is not None:
             result.image = composite_through_mask(request.image, result.image, request.mask)
         return result
 

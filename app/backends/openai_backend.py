@@ -138,6 +138,7 @@ class OpenAIBackend(ImageBackend):
     """
 
     name = "openai"
+    label = "OpenAI images"
     can_generate = True
     accepts_mask = True
     accepts_references = True
@@ -180,6 +181,10 @@ class OpenAIBackend(ImageBackend):
             f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, "
             f"timeout={self.timeout!r}, max_retries={self.max_retries!r})"
         )
+
+    def available(self) -> bool:
+        """True when an API key (or a ready client) is configured."""
+        return bool(self.api_key) or self._client is not None
 
     # ------------------------------------------------------------------ client
 

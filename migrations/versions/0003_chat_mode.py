@@ -1,5 +1,5 @@
 """conversational mode (openai-chat): the response each turn produced, the
-assistant's words, the prompt the image tool used and the chain depth
+assistant's words, the prompt the image tool used and the chain depth; the thread's last backend
 
 Revision ID: 0003
 Revises: 0002
@@ -23,9 +23,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('context', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('reply', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('revised_prompt', sa.Text(), nullable=True))
+    with op.batch_alter_table('threads', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('backend', sa.String(length=32), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('threads', schema=None) as batch_op:
+        batch_op.drop_column('backend')
     with op.batch_alter_table('turns', schema=None) as batch_op:
         batch_op.drop_column('revised_prompt')
         batch_op.drop_column('reply')

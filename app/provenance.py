@@ -1,0 +1,519 @@
+"""C2PA Content Credentials for every PNG that leaves Retouch.
+
+What is signed. Each version gets a C2PA manifest (C2PA Technical
+Specification 2.2, §11 "Manifests"), written with c2pa-python's ``Builder``
+and embedded in the PNG's ``caBX`` chunk (spec §A.3.1 "PNG"). The manifest
+holds one ``c2pa.actions.v2`` assertion (spec §18.15 "Actions"):
+
+- a generation: ``c2pa.created`` with the IPTC digital source type
+  ``trainedAlgorithmicMedia``;
+- an edit (with or without a selected region): ``c2pa.opened`` of the parent
+  version, then ``c2pa.edited`` with ``compositeWithTrainedAlgorithmicMedia``;
+  a masked edit also says ``"mask": true`` in its parameters;
+- an upload: ``c2pa.opened`` of the photo as Retouch stored it (decoded and
+  re-encoded, metadata removed), with no digital source type: Retouch claims
+  nothing about how the photo was made.
+
+Every action names ``softwareAgent`` Retouch and its version, and its
+``parameters`` give the backend and the model. The parent version's signed
+PNG is the ``parentOf`` ingredient (spec §11.2 "Ingredients"), so the chain
+of manifests leads back to the upload or the first generation; reference
+images, masks and drawings are ``inputTo`` ingredients. The instruction is
+written (as the action's ``description``) only when the owner turned that on
+for the thread (``Thread.c2pa_instructions``; default off). The manifest's
+title is ``"Retouch version N.png"``, never the thread title, which is often
+the first prompt.
+
+What is stored. The blobs stay plain content-addressed PNGs. Signed copies
+are a cache beside them, ``<data dir>/c2pa-cache/<key[:2]>/<key>.png``, whose
+key is the sha256 of the blob's sha256, the manifest definition, the parent's
+key and the certificate's fingerprint: a version is signed once, and again
+only when one of those changes (the owner turns instructions on, say).
+Deleting the folder is safe; ``retouch gc`` leaves it alone.
+
+Who signs (spec §14 "Trust model"). ``RETOUCH_C2PA_CERT`` and
+``RETOUCH_C2PA_KEY`` name a PEM certificate chain (signing certificate first)
+and its PEM private key. Without them, at first start Retouch makes an
+instance certificate in the data folder, beside ``secret_key``: a self-signed
+CA (``c2pa-ca.pem``) and an ES256 signing certificate it issued
+(``c2pa-signer.pem``, the chain; ``c2pa-signer.key``, mode 0600). The CA's
+private key is thrown away once the signing certificate is issued. No
+verifier trusts that CA, so they report the credentials as valid but signed
+by an untrusted certificate (``signingCredential.untrusted``).
+
+Nothing here reaches the network: no time-stamp authority, no OCSP, no remote
+manifests (the c2pa ``Context`` turns ``verify.ocsp_fetch`` and
+``verify.remote_manifest_fetch`` off).
+
+Not done: an OpenAI result's own C2PA manifest cannot be kept as an
+ingredient, because the backend hands the worker decoded pixels, not
+OpenAI's file (see README, "Content Credentials").
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import c2pa
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from app.models import Thread, Version
+
+log = logging.getLogger("retouch")
+
+IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+#: IPTC digital source types (https://cv.iptc.org/newscodes/digitalsourcetype/).
+GENERATED = IPTC + "trainedAlgorithmicMedia"
+COMPOSITE = IPTC + "compositeWithTrainedAlgorithmicMedia"
+AI_SOURCE_TYPES = {GENERATED, COMPOSITE, IPTC + "algorithmicMedia", IPTC + "compositeSynthetic",
+                   "http://c2pa.org/digitalsourcetype/trainedAlgorithmicData"}
+
+CA_FILE, CHAIN_FILE, KEY_FILE = "c2pa-ca.pem", "c2pa-signer.pem", "c2pa-signer.key"
+CACHE_DIR = "c2pa-cache"
+#: Bumped when the manifest layout changes, so cached files are signed again.
+MANIFEST_LAYOUT = 1
+#: Long side of the thumbnails c2pa embeds per manifest, px. Every ancestor's
+#: manifest travels in a version's file, so this sets how a long chain grows
+#: (measured: about 20 KB a version at 256 px).
+THUMBNAIL_LONG_EDGE = 256
+#: Steps of the chain the credentials panel lists (the newest first).
+PANEL_STEPS = 12
+#: Validity of a generated instance certificate, days.
+CERT_DAYS = 3650
+
+
+def retouch_version() -> str:
+    """Retouch's version as installed (``pyproject.toml``), for ``softwareAgent``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("retouch")
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout without install
+        return "0.1.0"
+
+
+class CredentialsError(Exception):
+    """The signing certificate or key cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """A PEM certificate chain (signing certificate first) and its PEM private
+    key, the C2PA algorithm they sign with (``ES256`` ...), the signer's and
+    issuer's names, whether Retouch generated them, and the sha256 hex
+    fingerprint of the signing certificate (DER)."""
+
+    chain_pem: bytes
+    key_pem: bytes
+    alg: str
+    subject: str
+    issuer: str
+    generated: bool
+    fingerprint: str
+
+
+def load_identity(data_dir: Path, cert_path: str | None = None, key_path: str | None = None) -> SigningIdentity:
+    """The signing identity: ``cert_path`` and ``key_path`` when given
+    (``RETOUCH_C2PA_CERT`` / ``RETOUCH_C2PA_KEY``), else the instance
+    certificate in ``data_dir``, generated on first use (see the module
+    docstring). Raises :class:`CredentialsError` when only one of the two
+    paths is given, a file cannot be read, or the key does not match the
+    certificate or is of a type C2PA cannot sign with (spec §13.2 "Digital
+    signatures": ES256/384/512, PS256/384/512, Ed25519)."""
+    if bool(cert_path) != bool(key_path):
+        raise CredentialsError("Set both RETOUCH_C2PA_CERT and RETOUCH_C2PA_KEY, or neither.")
+    generated = not cert_path
+    if generated:
+        cert_path, key_path = _ensure_instance_certificate(Path(data_dir))
+    try:
+        chain_pem, key_pem = Path(cert_path).read_bytes(), Path(key_path).read_bytes()
+        certs = x509.load_pem_x509_certificates(chain_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise CredentialsError(f"Cannot read the C2PA certificate or key ({cert_path}, {key_path}): {exc}") from None
+    leaf = certs[0]
+    if leaf.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != \
+            key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
+        raise CredentialsError(f"The key in {key_path} does not belong to the first certificate in {cert_path}.")
+    return SigningIdentity(chain_pem=chain_pem, key_pem=key_pem, alg=_algorithm(key), subject=_name(leaf.subject),
+                           issuer=_name(leaf.issuer), generated=generated,
+                           fingerprint=hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest())
+
+
+def _algorithm(key) -> str:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        alg = {"secp256r1": "es256", "secp384r1": "es384", "secp521r1": "es512"}.get(key.curve.name)
+        if alg:
+            return alg
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "ps256"
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "ed25519"
+    raise CredentialsError("C2PA signs with EC P-256/P-384/P-521, RSA (PSS) or Ed25519 keys; this key is none of those.")
+
+
+def _name(name: x509.Name) -> str:
+    parts = [a.value for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME) for a in name.get_attributes_for_oid(oid)]
+    return ", ".join(str(p) for p in parts) or name.rfc4514_string()
+
+
+_GEN_LOCK = threading.Lock()
+
+
+def _ensure_instance_certificate(data_dir: Path) -> tuple[Path, Path]:
+    """Make the instance CA and signing certificate in ``data_dir`` unless
+    they exist; returns (chain path, key path). The files are written to
+    temporary names and linked into place (``os.link`` fails when another
+    process won the race), key first, so a reader never sees a chain
+    without its key."""
+    chain_path, key_path, ca_path = data_dir / CHAIN_FILE, data_dir / KEY_FILE, data_dir / CA_FILE
+    with _GEN_LOCK:
+        if chain_path.is_file() and key_path.is_file():
+            return chain_path, key_path
+        data_dir.mkdir(parents=True, exist_ok=True)
+        ca_pem, chain_pem, key_pem = generate_instance_certificate()
+        for path, data in ((key_path, key_pem), (ca_path, ca_pem), (chain_path, chain_pem)):
+            _write_once(path, data)
+        log.info("made a C2PA instance certificate in %s (verifiers will call it untrusted; see the README)",
+                 data_dir.resolve())
+    return chain_path, key_path
+
+
+def _write_once(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+
+
+def generate_instance_certificate(common_name: str = "Retouch instance") -> tuple[bytes, bytes, bytes]:
+    """A new self-signed CA and an ES256 signing certificate it issues, both
+    valid ``CERT_DAYS`` days. Returns (CA PEM, chain PEM = signing
+    certificate then CA, signing key PEM, PKCS#8). The signing certificate
+    has what C2PA requires of one (spec §14.5.1 "Certificate profile"):
+    X.509 v3, not a CA, key usage digitalSignature (critical), extended key
+    usage emailProtection, subject and authority key identifiers, and it is
+    not self-signed."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=CERT_DAYS)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} CA"),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Retouch (self-hosted)")])
+    usage = dict(content_commitment=False, key_encipherment=False, data_encipherment=False, key_agreement=False,
+                 encipher_only=False, decipher_only=False)
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=False, key_cert_sign=True, crl_sign=True, **usage),
+                         critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} signer"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Retouch (self-hosted)")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False, **usage),
+                           critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    ca_pem = ca.public_bytes(pem)
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return ca_pem, cert.public_bytes(pem) + ca_pem, key_pem
+
+
+def _context() -> c2pa.Context:
+    """A c2pa Context that never reaches the network and embeds small thumbnails."""
+    return c2pa.Context(settings=c2pa.Settings.from_dict({
+        "builder": {"thumbnail": {"enabled": True, "long_edge": THUMBNAIL_LONG_EDGE, "quality": "low",
+                                  "prefer_smallest_format": True}},
+        "verify": {"ocsp_fetch": False, "remote_manifest_fetch": False},
+    }))
+
+
+class Provenance:
+    """Signs versions and reads credentials back, for one data folder and
+    identity. Safe to use from several threads: each signing makes its own
+    c2pa ``Builder`` and ``Signer``; two threads signing the same version at
+    once both write the same cache file (atomically), and one copy wins."""
+
+    def __init__(self, data_dir: Path, identity: SigningIdentity) -> None:
+        self.identity = identity
+        self.cache_root = Path(data_dir) / CACHE_DIR
+        self._panels: OrderedDict[str, dict] = OrderedDict()
+        self._panel_lock = threading.Lock()
+
+    # ------------------------------------------------------------ signing
+
+    def signed_path(self, store, thread: Thread, number: int) -> Path:
+        """The signed PNG of version ``number`` of ``thread``, signing it
+        (and, first, each ancestor not yet signed) when the cache has no
+        copy. ``store`` is the :class:`app.storage.BlobStore`. Takes about
+        40 ms per version signed on one core (README, "Content
+        Credentials"). Raises FileNotFoundError when a blob is missing,
+        ``c2pa.C2paError`` when c2pa refuses to sign (c2pa-python
+        ``Builder.sign``)."""
+        return self._sign_lineage(store, thread, number)[-1][1]
+
+    def signed_bytes(self, store, thread: Thread, number: int) -> bytes:
+        """The bytes of :meth:`signed_path`; raises as it does."""
+        return self.signed_path(store, thread, number).read_bytes()
+
+    def _sign_lineage(self, store, thread: Thread, number: int) -> list[tuple[str, Path]]:
+        chain = lineage(thread, number)
+        signed: list[tuple[str, Path]] = []
+        parent_key, parent_path = None, None
+        for version in chain:
+            definition, inputs = self.manifest_for(thread, version)
+            key = hashlib.sha256(json.dumps({
+                "layout": MANIFEST_LAYOUT, "blob": version.sha256, "manifest": definition, "inputs": inputs,
+                "parent": parent_key, "signer": self.identity.fingerprint}, sort_keys=True).encode()).hexdigest()
+            path = self.cache_root / key[:2] / f"{key}.png"
+            if not path.is_file():
+                self._sign(store, version, definition, inputs, parent_path, path)
+            signed.append((key, path))
+            parent_key, parent_path = key, path
+        return signed
+
+    def manifest_for(self, thread: Thread, version: Version) -> tuple[dict, list[tuple[str, str]]]:
+        """The manifest definition (c2pa-python ``Builder`` JSON) of
+        ``version`` without its parent ingredient, and the ``inputTo``
+        ingredients as (title, blob sha256) pairs. See the module
+        docstring for what each kind of version claims."""
+        turn = next((t for t in thread.turns if t.id == version.turn_id), None) if version.turn_id else None
+        agent = {"name": "Retouch", "version": retouch_version()}
+        share_text = bool(getattr(thread, "c2pa_instructions", False))
+        params: dict = {}
+        if turn is not None and turn.backend:
+            params["backend"] = turn.backend
+        model = ((turn.output or {}).get("model") if turn is not None else None) or (turn.model if turn else None)
+        if model:
+            params["model"] = model
+        inputs: list[tuple[str, str]] = []
+        if version.parent is None and (turn is None or turn.kind == "upload"):
+            opened = {"action": "c2pa.opened", "softwareAgent": agent,
+                      "parameters": {"ingredientIds": ["source"]}}
+            if share_text and turn is not None and turn.instruction:
+                opened["description"] = f"Uploaded photo {turn.instruction}"
+            actions = [opened]
+        elif version.parent is None:
+            created = {"action": "c2pa.created", "softwareAgent": agent, "digitalSourceType": GENERATED,
+                       "parameters": params}
+            if share_text and turn is not None and turn.instruction:
+                created["description"] = turn.instruction
+            actions = [created]
+        else:
+            edited = {"action": "c2pa.edited", "softwareAgent": agent, "digitalSourceType": COMPOSITE,
+                      "parameters": {**params, **({"mask": True} if turn is not None and turn.mask_sha256 else {})}}
+            if share_text and turn is not None and turn.instruction:
+                edited["description"] = turn.instruction
+            actions = [{"action": "c2pa.opened", "softwareAgent": agent, "parameters": {"ingredientIds": ["parent"]}},
+                       edited]
+        if turn is not None and turn.kind in ("edit", "generate"):
+            if turn.mask_sha256:
+                inputs.append(("selected region (mask).png", turn.mask_sha256))
+            if turn.markup_sha256:
+                inputs.append(("drawing (markup).png", turn.markup_sha256))
+            for i, sha in enumerate(turn.reference_sha256s or [], 1):
+                if isinstance(sha, str):
+                    inputs.append((f"reference image {i}.png", sha))
+        definition = {
+            "claim_generator_info": [agent],
+            "title": f"Retouch version {version.number}.png",
+            "format": "image/png",
+            "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": actions}}],
+        }
+        return definition, inputs
+
+    def _sign(self, store, version: Version, definition: dict, inputs, parent_path: Path | None, target: Path) -> None:
+        blob = store.read(version.sha256)
+        builder = c2pa.Builder(definition, _context())
+        if parent_path is not None:
+            with open(parent_path, "rb") as fh:
+                builder.add_ingredient({"title": f"Retouch version {version.parent}.png", "relationship": "parentOf",
+                                        "label": "parent"}, "image/png", fh)
+        elif definition["assertions"][0]["data"]["actions"][0]["action"] == "c2pa.opened":
+            builder.add_ingredient({"title": "uploaded photo (as stored by Retouch, metadata removed).png",
+                                    "relationship": "parentOf", "label": "source"}, "image/png", io.BytesIO(blob))
+        for title, sha in inputs:
+            try:
+                data = store.read(sha)
+            except FileNotFoundError:
+                continue
+            builder.add_ingredient({"title": title, "relationship": "inputTo"}, "image/png", io.BytesIO(data))
+        signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(self.identity.alg, self.identity.chain_pem,
+                                                           self.identity.key_pem, None))
+        out = io.BytesIO()
+        try:
+            builder.sign(signer, "image/png", io.BytesIO(blob), out)
+        finally:
+            signer.close()
+            builder.close()
+        _atomic_write(target, out.getvalue())
+
+    # ------------------------------------------------------------ reading
+
+    def panel(self, store, thread: Thread, number: int) -> dict:
+        """The "Content credentials" panel of a version, read back from its
+        signed PNG (signing it first if needed): see :func:`read_credentials`.
+        Cached in memory per signed file. Raises as :meth:`signed_path`."""
+        key, path = self._sign_lineage(store, thread, number)[-1]
+        with self._panel_lock:
+            if key in self._panels:
+                self._panels.move_to_end(key)
+                return self._panels[key]
+        result = read_credentials(path.read_bytes())
+        with self._panel_lock:
+            self._panels[key] = result
+            while len(self._panels) > 256:
+                self._panels.popitem(last=False)
+        return result
+
+
+def lineage(thread: Thread, number: int) -> list[Version]:
+    """Version ``number`` and its ancestors, the root first. Raises KeyError
+    for a version the thread does not have; a parent cycle (which Retouch
+    never writes) ends the walk."""
+    by_number = {v.number: v for v in thread.versions}
+    chain, seen, current = [], set(), by_number[number]
+    while current is not None and current.number not in seen:
+        seen.add(current.number)
+        chain.append(current)
+        current = by_number.get(current.parent) if current.parent is not None else None
+    return chain[::-1]
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_credentials(data: bytes, *, max_steps: int = PANEL_STEPS) -> dict:
+    """Read the C2PA manifest store of a PNG with c2pa-python's ``Reader``
+    and summarise it for people (c2pa-python docs, "Reading manifest data").
+
+    Returns ``{"present": False}`` when the file has no manifest, else::
+
+        {"present": True, "state": "Valid" | "Invalid" | "Trusted",
+         "failures": [codes other than signingCredential.untrusted],
+         "untrusted": bool, "signer": str, "issuer": str, "signed_at": str|None,
+         "ai": bool, "steps": [{"title", "actions": [...], "source_type",
+         "ai", "backend", "model", "description", "thumbnail": data URI|None}],
+         "more_steps": int}
+
+    ``steps`` run from this file back along the ``parentOf`` ingredients,
+    at most ``max_steps`` (``more_steps`` counts the rest). Never raises for
+    a damaged file: ``state`` is then "Invalid" with the reason in
+    ``failures``."""
+    try:
+        reader = c2pa.Reader("image/png", io.BytesIO(data), context=_context())
+    except c2pa.C2paError.ManifestNotFound:
+        return {"present": False}
+    except c2pa.C2paError as exc:
+        return {"present": True, "state": "Invalid", "failures": [str(exc)], "untrusted": False, "signer": "",
+                "issuer": "", "signed_at": None, "ai": False, "steps": [], "more_steps": 0}
+    with reader:
+        store = json.loads(reader.json())
+        results = reader.get_validation_results() or {}
+        state = reader.get_validation_state() or "Invalid"
+        manifests = store.get("manifests", {})
+        failures = [f.get("code", "") for f in (results.get("activeManifest") or {}).get("failure", [])]
+        active = manifests.get(store.get("active_manifest", ""), {})
+        sig = active.get("signature_info") or {}
+        steps, label, count = [], store.get("active_manifest"), 0
+        seen = set()
+        while label and label in manifests and label not in seen:
+            seen.add(label)
+            manifest = manifests[label]
+            count += 1
+            if len(steps) < max_steps:
+                steps.append(_step(reader, manifest))
+            parent = next((i for i in manifest.get("ingredients", []) if i.get("relationship") == "parentOf"), None)
+            label = parent.get("active_manifest") if parent else None
+    return {
+        "present": True, "state": state,
+        "failures": [c for c in failures if c != "signingCredential.untrusted"],
+        "untrusted": "signingCredential.untrusted" in failures,
+        "signer": sig.get("common_name") or "", "issuer": sig.get("issuer") or "", "signed_at": sig.get("time"),
+        "ai": any(s["ai"] for s in steps), "steps": steps, "more_steps": count - len(steps),
+    }
+
+
+def _step(reader: c2pa.Reader, manifest: dict) -> dict:
+    actions = []
+    for assertion in manifest.get("assertions", []):
+        if assertion.get("label", "").startswith("c2pa.actions"):
+            actions.extend(assertion.get("data", {}).get("actions", []))
+    main = next((a for a in actions if a.get("action") != "c2pa.opened"), actions[0] if actions else {})
+    source = next((a.get("digitalSourceType") for a in actions if a.get("digitalSourceType")), None)
+    params = main.get("parameters") or {}
+    thumb = None
+    ref = manifest.get("thumbnail") or {}
+    if ref.get("identifier"):
+        buf = io.BytesIO()
+        try:
+            reader.resource_to_stream(ref["identifier"], buf)
+            thumb = f"data:{ref.get('format', 'image/jpeg')};base64,{base64.b64encode(buf.getvalue()).decode()}"
+        except c2pa.C2paError:
+            thumb = None
+    return {
+        "title": manifest.get("title", ""),
+        "actions": [a.get("action", "") for a in actions],
+        "action": main.get("action", ""),
+        "source_type": source.rsplit("/", 1)[-1] if source else None,
+        "ai": source in AI_SOURCE_TYPES,
+        "backend": params.get("backend"), "model": params.get("model"),
+        "masked": bool(params.get("mask")),
+        "description": main.get("description") or next((a.get("description") for a in actions if a.get("description")), None),
+        "thumbnail": thumb,
+        "software": ", ".join(f"{a.get('name', '')} {a.get('version', '')}".strip()
+                              for a in [main.get("softwareAgent")] if isinstance(a, dict)),
+    }
+
+
+_INSTANCES: dict[tuple, Provenance] = {}
+_INSTANCES_LOCK = threading.Lock()
+
+
+def for_settings(settings) -> Provenance:
+    """The process's :class:`Provenance` for these settings (``data_dir``,
+    ``c2pa_cert``, ``c2pa_key``), loading or generating the identity once.
+    Raises :class:`CredentialsError` as :func:`load_identity`."""
+    cert = getattr(settings, "c2pa_cert", None)
+    key_path = getattr(settings, "c2pa_key", None)
+    key = (str(Path(settings.data_dir).resolve()), cert, key_path)
+    with _INSTANCES_LOCK:
+        if key not in _INSTANCES:
+            _INSTANCES[key] = Provenance(settings.data_dir, load_identity(settings.data_dir, cert, key_path))
+        return _INSTANCES[key]
