@@ -30,7 +30,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from app.backends import BackendDeclined, BackendFailed, EditRequest, UnknownBackend, get_backend
-from app.config import get_settings
 from app.events import call_on_loop
 from app.imaging import open_png
 from app.models import Thread, Turn, utcnow
@@ -132,24 +131,23 @@ def conversation_of(thread: Thread, number: int | None, backend_name: str) -> _C
     """Decide whether a turn of ``backend_name`` from version ``number``
     continues the stored response that made that version.
 
-    It continues only when the backend is conversational, OpenAI stores
+    It continues only when the backend is conversational and stores
     responses (``RETOUCH_OPENAI_STORE``), and the turn that made the version
     (in this thread) has a response id whose image is exactly the version's
     pixels (not an upload, another backend's edit, a mask composite or a
     revert), the thread is not a fork of someone else's, and the chain is
-    shorter than ``RETOUCH_OPENAI_CHAIN_MAX``. Siblings therefore never see
+    shorter than the backend's ``chain_max`` (``RETOUCH_OPENAI_CHAIN_MAX``). Siblings therefore never see
     each other: each continues the response of its own base version.
     """
     try:
-        conversational = get_backend(backend_name).conversational
+        backend = get_backend(backend_name)
     except UnknownBackend:
         return _Chain()
     version = thread.version(number) if number is not None else None
-    if not conversational or version is None:
+    if not backend.conversational or version is None:
         return _Chain()
-    settings = get_settings()
     made_by = next((t for t in thread.turns if t.id == version.turn_id), None)
-    if not settings.openai_store:
+    if not backend.stores_responses:
         return _Chain(restart_reason="Conversation memory is off on this server (RETOUCH_OPENAI_STORE=false), "
                                      "so the earlier instructions were sent as text.")
     if thread.forked_from:
@@ -160,7 +158,7 @@ def conversation_of(thread: Thread, number: int | None, backend_name: str) -> _C
                                      "(an upload, another backend, a selected region or a revert), so the model "
                                      "started a new conversation; the earlier instructions were sent as text.")
     depth = made_by.chain_depth or 1
-    if depth >= settings.openai_chain_max:
+    if depth >= backend.chain_max:
         return _Chain(depth=depth, restart_reason=(
             f"The conversation reached {depth} turns (RETOUCH_OPENAI_CHAIN_MAX), so Retouch started a new one "
             "to stop billing the earlier turns again; the earlier instructions were sent as text."))

@@ -191,9 +191,12 @@ def check_type(tp: Any, value: Any, path: str) -> None:
                 raise _bad(f"Invalid value: '{value['type']}'. Supported values are: "
                            + ", ".join(f"'{k}'" for k in known) + ".", f"{path}.type", "invalid_value")
             dicts = chosen
+        # The best-fitting member first (fewest unknown keys), so its error is the one reported.
+        dicts.sort(key=lambda m: len(set(value) - set(_hints(m))))
         candidates = dicts + [m for m in members if te.get_origin(m) in (dict, collections.abc.Mapping)]
     else:
         candidates = [m for m in members if not te.is_typeddict(m)]
+        candidates.sort(key=lambda m: not _same_kind(m, value))  # e.g. a list tries List[...] before str
     first: ResponsesRejected | None = None
     for m in candidates:
         try:
@@ -203,6 +206,16 @@ def check_type(tp: Any, value: Any, path: str) -> None:
     if first is not None:
         raise first
     raise _bad(f"Invalid type for '{path}': got {_json_kind(value)}.", path, "invalid_type")
+
+
+def _same_kind(tp: Any, value: Any) -> bool:
+    """Whether ``tp`` is the kind of type a JSON ``value`` like this one could be."""
+    origin = te.get_origin(tp)
+    if isinstance(value, list):
+        return origin in (list, collections.abc.Iterable, collections.abc.Sequence, typing.List)
+    if isinstance(value, str):
+        return tp is str or (origin in _LITERALS and any(isinstance(a, str) for a in te.get_args(tp)))
+    return True
 
 
 def _check_one(tp: Any, value: Any, path: str) -> None:

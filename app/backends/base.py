@@ -152,6 +152,11 @@ class ImageBackend(ABC):
     accepts_markup: ClassVar[bool] = False
     #: Keeps a conversation (``previous_response_id``) and may answer in words.
     conversational: ClassVar[bool] = False
+    #: Conversational backends: whether the vendor stores responses, so a
+    #: later turn can continue one (``EditRequest.previous_response_id``),
+    #: and the longest chain of turns continued before starting afresh.
+    stores_responses: bool = False
+    chain_max: int = 0
     #: A short name for people (the composer's backend picker, turn footers).
     label: ClassVar[str] = ""
 

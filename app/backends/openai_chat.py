@@ -147,6 +147,7 @@ class OpenAIChatBackend(OpenAIBackend):
     - ``chat_model``: the outer chat model (``RETOUCH_OPENAI_CHAT_MODEL``);
     - ``store``: ask OpenAI to keep responses so later turns can continue
       them (``RETOUCH_OPENAI_STORE``); False = every turn starts afresh.
+    - ``chain_max``: the longest chain continued (``RETOUCH_OPENAI_CHAIN_MAX``).
     """
 
     name = "openai-chat"
@@ -154,11 +155,14 @@ class OpenAIChatBackend(OpenAIBackend):
     accepts_markup = False
     conversational = True
 
-    def __init__(self, *, chat_model: str | None = None, store: bool | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, chat_model: str | None = None, store: bool | None = None, chain_max: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         settings = get_settings()
         self.chat_model: str = chat_model or settings.openai_chat_model
         self.store: bool = settings.openai_store if store is None else store
+        self.stores_responses = self.store
+        self.chain_max = int(settings.openai_chain_max if chain_max is None else chain_max)
 
     def problems(self) -> list[str]:
         """The image model problems of :class:`OpenAIBackend`, plus a chat

@@ -6,13 +6,13 @@ adding an operation means writing one class in one ``operations`` module.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .picture import Picture
+from .rx import Phrase
 
 EDIT = "edit"
 GENERATE = "generate"
@@ -81,7 +81,7 @@ class Operation:
     priority: ClassVar[int] = 50
     stage: ClassVar[int] = 2
     uses_references: ClassVar[bool] = False
-    compiled: ClassVar[list[tuple[re.Pattern[str], dict[str, Any]]]] = []
+    compiled: ClassVar[list[tuple[Phrase, dict[str, Any]]]] = []
 
     @classmethod
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
@@ -121,43 +121,13 @@ class Step:
 _REGISTRY: list[type[Operation]] = []
 
 
-def _top_level_alternatives(pattern: str) -> list[str]:
-    """Split ``pattern`` at its top-level ``|`` (not inside groups, classes or escapes).
-
-    Each alternative is searched on its own, so the longest one is found even
-    when an earlier, shorter alternative matches at the same place (Python's
-    alternation takes the first that matches, not the longest)."""
-    parts, depth, in_class, start, i = [], 0, False, 0, 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-            if pattern[i + 1:i + 2] == "]":
-                i += 1
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            parts.append(pattern[start:i])
-            start = i + 1
-        i += 1
-    parts.append(pattern[start:])
-    return [p for p in parts if p]
-
-
 def register(cls: type[Operation]) -> type[Operation]:
-    """Class decorator: compile ``cls.phrases`` and add ``cls`` to the registry."""
-    cls.compiled = [
-        (re.compile(rf"(?<![\w#⟧])(?:{alternative})(?![\w⟦])"), defaults)
-        for pattern, defaults in cls.phrases.items()
-        for alternative in _top_level_alternatives(pattern)
-    ]
+    """Class decorator: compile ``cls.phrases`` (one :class:`~.rx.Phrase` per
+    rule, matched leftmost-longest) and add ``cls`` to the registry under its
+    unique ``name``. Raises ``ValueError`` for a name already taken."""
+    if any(op.name == cls.name for op in _REGISTRY):
+        raise ValueError(f"operation name {cls.name!r} is already registered")
+    cls.compiled = [(Phrase(pattern), defaults) for pattern, defaults in cls.phrases.items()]
     _REGISTRY.append(cls)
     return cls
 
