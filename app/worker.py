@@ -147,13 +147,18 @@ def conversation_of(thread: Thread, number: int | None, backend_name: str) -> _C
     if not backend.conversational or version is None:
         return _Chain()
     made_by = next((t for t in thread.turns if t.id == version.turn_id), None)
+    # A words-only answer from this version (a question back) is where the conversation stands:
+    # the person's reply must continue it. Its input was this version's pixels.
+    answered = [t for t in thread.turns if t.status == "answered" and t.base_version == number and t.response_id]
     if not backend.stores_responses:
         return _Chain(restart_reason="Conversation memory is off on this server (RETOUCH_OPENAI_STORE=false), "
                                      "so the earlier instructions were sent as text.")
     if thread.forked_from:
         return _Chain(restart_reason="This thread is a copy of a shared one, so the model started a new "
                                      "conversation; the earlier instructions were sent as text.")
-    if made_by is None or not made_by.response_id or made_by.response_image_sha256 != version.sha256:
+    if answered:
+        made_by = answered[-1]
+    elif made_by is None or not made_by.response_id or made_by.response_image_sha256 != version.sha256:
         return _Chain(restart_reason=f"Version {version.number} was not made by the conversation alone "
                                      "(an upload, another backend, a selected region or a revert), so the model "
                                      "started a new conversation; the earlier instructions were sent as text.")

@@ -127,9 +127,11 @@ def test_words_only_is_an_answer_not_a_failure(client, fake_openai):
     assert answered["reply"] == "Which of the two dogs should wear the hat?" and answered["error"] is None
     thread = client.get(f"/api/v1/threads/{tid}").json()
     assert len(thread["versions"]) == 1 and thread["head_version"] == 1
-    # the person replies in the same thread; the answer was about v1, so v1's context continues
+    # the person replies in the same thread, and the reply continues the conversation with the question
     reply = turn(client, tid, "the small one")
     assert reply["status"] == "succeeded"
+    assert responses_sent(fake_openai)[-1].json["previous_response_id"] == answered["response_id"]
+    assert reply["chain_depth"] == 2
     page = client.get(f"/t/{tid}").text
     assert "Which of the two dogs should wear the hat?" in page
 
