@@ -16,7 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import access, api, archive_routes, pages, provenance
 from app.access import AccessGate, AccessGateMiddleware
-from app.backends import default_backend_name, get_backend
+from app.backends import default_backend_name, get_backend, offered_backends
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, migrate
 from app.deps import MAX_FILES_PER_REQUEST, MULTIPART_OVERHEAD, AppContext
@@ -55,8 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(migrate, settings.sqlalchemy_url)
         events.start()
         await worker.start()
-        for problem in backend.problems():
-            log.error("%s Turns that use it fail with this message until it is changed.", problem)
+        for name in offered_backends(backend_name):  # every backend the composer offers
+            for problem in (backend if name == backend_name else get_backend(name)).problems():
+                log.error("%s Turns that use it fail with this message until it is changed.", problem)
         log.info("Retouch is serving with the %s backend; data in %s", backend_name, settings.data_dir.resolve())
         try:
             yield
