@@ -114,8 +114,9 @@ def test_model_picker_and_draw_to_guide(ui, photo, fake):
     expect(draw).to_be_disabled()
     assert "does not take drawings" in draw.get_attribute("title")
 
-    # Back to Sunburst: draw a circle to guide the edit.
+    # Back to Sunburst: draw a circle to guide the edit (Options closed, so the composer covers less).
     model.select_option("gpt-image-2.5-sunburst")
+    page.locator("details#options summary").click()
     expect(draw).to_be_enabled()
     draw.click()
     expect(draw).to_have_attribute("aria-pressed", "true")
