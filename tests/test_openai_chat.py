@@ -196,3 +196,35 @@ def test_a_shut_down_chat_model_is_refused_before_anything_is_sent(tmp_path, dat
     unregister_backend(CHAT)
     assert r.status_code == 422 and "shut down on 2026-10-23" in r.json()["detail"]
     assert responses_sent(fake_openai) == []
+
+
+def test_the_cli_prints_words_and_exits_4_when_there_is_no_image(tmp_path, fake_openai, monkeypatch, capsys):
+    from app.cli import main
+
+    register_backend(CHAT, lambda: OpenAIChatBackend(api_key="sk-test", base_url=fake_openai.base_url,
+                                                    timeout=5, max_retries=0))
+    try:
+        src = tmp_path / "in.png"
+        src.write_bytes(png_bytes((64, 48)))
+        fake_openai.responses.enqueue("Which corner should the logo go in?", image=False)
+        code = main(["edit", "--input", str(src), "--instruction", "add our logo", "--output", str(tmp_path / "out.png"),
+                     "--backend", CHAT])
+        assert code == 4 and not (tmp_path / "out.png").exists()
+        assert "Which corner should the logo go in?" in capsys.readouterr().out
+        fake_openai.responses.enqueue("Done: a logo in the top left corner.")
+        code = main(["edit", "--input", str(src), "--instruction", "top left", "--output", str(tmp_path / "out.png"),
+                     "--backend", CHAT])
+        assert code == 0 and (tmp_path / "out.png").exists()
+    finally:
+        unregister_backend(CHAT)
+
+
+def test_stored_responses_can_be_deleted(fake_openai):
+    backend = OpenAIChatBackend(api_key="sk-test", base_url=fake_openai.base_url, timeout=5, max_retries=0)
+    from app.backends import EditRequest
+
+    result = backend.edit(EditRequest(instruction="a lighthouse at dusk"))
+    assert result.response_id in fake_openai.responses.store
+    # the second id is gone already: logged, not raised
+    assert backend.delete_responses([result.response_id, "resp_gone"]) == 1
+    assert result.response_id not in fake_openai.responses.store
