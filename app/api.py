@@ -13,8 +13,9 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from app import services
 from app.backends import get_backend, offered_backends
+from app.db import read_snapshot
 from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
-from app.models import Thread
+from app.models import Thread, Version
 from app.schemas import (
     BackendInfo,
     CreateThreadJSON,
@@ -124,6 +125,9 @@ def list_threads(session: SessionDep, owner: OwnerDep) -> ThreadList:
 
 @router.get("/threads/{thread_id}", response_model=ThreadOut)
 def get_thread(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> ThreadOut:
+    """The thread with every version and turn, read in one snapshot
+    (``app.db.read_snapshot``): no turn is finished without its version."""
+    read_snapshot(session)
     return thread_out(services.get_thread(session, owner, thread_id), base_url=str(request.base_url),
                       partials=ctx.partials, prices=ctx.prices)
 
@@ -224,7 +228,8 @@ def revoke_share(thread_id: str, session: SessionDep, owner: OwnerDep) -> Respon
 
 @router.get("/shared/{token}", response_model=ThreadOut, response_model_exclude_none=False)
 def get_shared(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> ThreadOut:
-    """The shared thread, read-only, without owner-only fields."""
+    """The shared thread, read-only, without owner-only fields (one snapshot)."""
+    read_snapshot(session)
     thread = services.get_shared_thread(session, token)
     return thread_out(thread, base_url=str(request.base_url), share_token=token, partials=ctx.partials)
 
@@ -243,8 +248,8 @@ def version_image(thread_id: str, number: int, request: Request, ctx: ContextDep
                   owner: OwnerDep, size: str | None = None, download: bool = False) -> Response:
     """The version's PNG (``?size=thumb``: the WebP thumbnail), with an ETag
     and a year of caching: stored images never change."""
-    thread = services.get_thread(session, owner, thread_id)
-    return image_response(request, ctx, thread, number, size, download)
+    thread, version = services.find_version(session, owner, thread_id, number)
+    return image_response(request, ctx, thread, version, size, download)
 
 
 @router.get("/shared/{token}/versions/{number}/image",
@@ -252,8 +257,8 @@ def version_image(thread_id: str, number: int, request: Request, ctx: ContextDep
 def shared_version_image(token: str, number: int, request: Request, ctx: ContextDep, session: SessionDep,
                          size: str | None = None, download: bool = False) -> Response:
     """A shared thread's version image, for link holders."""
-    thread = services.get_shared_thread(session, token)
-    return image_response(request, ctx, thread, number, size, download, signed=True)
+    thread, version = services.find_version(session, None, None, number, token=token)
+    return image_response(request, ctx, thread, version, size, download, signed=True)
 
 
 ATTACHMENT_RESPONSES = {200: {"content": {"image/png": {}, "image/webp": {}}}, 304: {"description": "not modified"}}
@@ -265,16 +270,16 @@ def turn_attachment(thread_id: str, turn_id: str, name: str, request: Request, c
     """A turn's mask (``name`` = ``mask``; white = the region edited),
     markup (``markup``; strokes that guided the edit) or reference image (``reference-1`` ... ``reference-4``), as PNG, or the
     WebP thumbnail with ``?size=thumb``."""
-    thread = services.get_thread(session, owner, thread_id)
-    return blob_response(request, ctx, services.get_attachment(thread, turn_id, name), size)
+    thread = services.thread_row(session, owner, thread_id)
+    return blob_response(request, ctx, services.find_attachment(session, thread, turn_id, name), size)
 
 
 @router.get("/shared/{token}/turns/{turn_id}/attachments/{name}", responses=ATTACHMENT_RESPONSES)
 def shared_turn_attachment(token: str, turn_id: str, name: str, request: Request, ctx: ContextDep,
                            session: SessionDep, size: str | None = None) -> Response:
     """A shared thread's turn attachment, for link holders."""
-    thread = services.get_shared_thread(session, token)
-    return blob_response(request, ctx, services.get_attachment(thread, turn_id, name), size)
+    thread = services.get_shared_row(session, token)
+    return blob_response(request, ctx, services.find_attachment(session, thread, turn_id, name), size)
 
 
 PARTIAL_RESPONSES = {200: {"content": {"image/webp": {}}},
@@ -314,7 +319,7 @@ def partial_response(ctx, thread: Thread, turn_id: str, urls: Urls) -> Response:
     raise HTTPException(404, "This turn has no partial image (none arrived yet, or the turn ended).")
 
 
-def image_response(request: Request, ctx, thread: Thread, number: int, size: str | None, download: bool,
+def image_response(request: Request, ctx, thread: Thread, version: Version, size: str | None, download: bool,
                    *, signed: bool = False) -> Response:
     """Serve a version's stored PNG or WebP thumbnail (see :func:`blob_response`);
     a download, or with ``signed`` any full-size PNG, carries its C2PA
@@ -326,7 +331,7 @@ def image_response(request: Request, ctx, thread: Thread, number: int, size: str
     import unicodedata
     from urllib.parse import quote
 
-    version = services.get_version(thread, number)
+    number = version.number
     if (download or signed) and size in (None, "", "full"):
         from app.archive_routes import signed_response
 

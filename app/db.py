@@ -75,3 +75,27 @@ def migrate(url: str | None = None) -> None:
     if url.startswith("sqlite"):
         make_engine(url).dispose()  # creates the folder
     command.upgrade(cfg, "head")
+
+
+def read_snapshot(session) -> None:
+    """Make the rest of ``session``'s transaction read one consistent
+    snapshot, for a request that reads a thread in several queries (its
+    page, its JSON): a turn is never seen finished without its version, nor
+    a version without its finished turn.
+
+    Call it before the session's first query; after one, it does nothing.
+    PostgreSQL: the transaction runs at ``REPEATABLE READ``, which reads one
+    snapshot taken at its first statement (PostgreSQL docs, "Transaction
+    Isolation", 13.2.2). SQLite: an explicit ``BEGIN`` (deferred), so the
+    WAL read snapshot taken at the first read lasts until the transaction
+    ends (https://www.sqlite.org/isolation.html); the ``sqlite3`` module
+    would otherwise run each SELECT in its own implicit transaction. Use it
+    only for reading: a write in such an SQLite transaction may fail to
+    upgrade if another writer committed meanwhile.
+    """
+    if session.in_transaction():
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    else:
+        session.connection().exec_driver_sql("BEGIN")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import anyio
+from sqlalchemy.orm import object_session
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
@@ -17,7 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from app import services, version_tree
 from app.backends import get_backend, offered_backends
-from app.usage import cost_of, thread_usage
+from app.thread_view import older_turns, thread_view
+from app.usage import cost_of
+from app.db import read_snapshot
 from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.events import PING_SECONDS, changes
 from app.schemas import Urls, share_link_url, utc
@@ -89,25 +92,28 @@ def version_labels(thread) -> dict[int, str]:
 
 def thread_context(request: Request, ctx, thread, *, share_token: str | None = None) -> dict:
     """Everything the thread templates need, for the owner (``share_token``
-    None) or for a share-link holder."""
+    None) or for a share-link holder. Reads a bounded window of the thread
+    (``app/thread_view.py``), never its whole history."""
     owner = share_token is None
     live = thread.live_share if owner else None
+    view = thread_view(object_session(thread), thread, prices=ctx.prices)
     return {
         "thread": thread,
+        "view": view,
         "urls": Urls(thread, share_token),
         "base": f"/t/{thread.id}" if owner else f"/s/{share_token}",
         "owner": owner,
         "share_token": share_token,
         "share_url": share_link_url(str(request.base_url), live.token) if live else None,
         "backend": ctx.backend,
-        "head": thread.version(thread.head_version),
-        "lanes": version_tree.lanes(thread.versions),
-        "version_labels": version_labels(thread),
+        "head": view.head,
+        "lanes": version_tree.lanes(view.tree),
+        "version_labels": view.labels,
         "selected": None,
-        "turn_versions": {v.turn_id: v for v in thread.versions if v.turn_id},
+        "turn_versions": view.turn_versions,
         "partials": ctx.partials,
         "prices": ctx.prices,
-        "usage_total": thread_usage(thread.turns, ctx.prices) if owner else None,
+        "usage_total": view.usage if owner else None,
         **model_choice(ctx, thread),
     }
 
@@ -173,11 +179,36 @@ THREAD_BLOCKS = ("content", "live")
 @router.get("/t/{thread_id}")
 def thread_page(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> Response:
     """The thread: version tree, conversation and composer. htmx gets the
-    ``live`` block (polling) or the ``content`` block (navigation)."""
-    thread = services.get_thread(session, owner, thread_id)
+    ``live`` block (polling) or the ``content`` block (navigation). Reads
+    one snapshot, and only the newest turns and versions (``app/thread_view.py``)."""
+    read_snapshot(session)
+    thread = services.thread_row(session, owner, thread_id)
     context = thread_context(request, ctx, thread)
     context["threads"] = services.list_threads(session, owner)
     return render(request, "thread.html", context, block="live", blocks=THREAD_BLOCKS)
+
+
+@router.get("/t/{thread_id}/turns")
+def earlier_turns(thread_id: str, before: int, request: Request, ctx: ContextDep, session: SessionDep,
+                  owner: OwnerDep) -> Response:
+    """The turns before turn ``before`` (its ``pk``), as list items for the
+    conversation, with a placeholder for the ones before them."""
+    read_snapshot(session)
+    return _earlier(request, ctx, session, services.thread_row(session, owner, thread_id), before, None)
+
+
+@router.get("/t/{thread_id}/tree")
+def all_versions(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> Response:
+    """The whole version tree (the page shows the newest versions only)."""
+    thread = services.get_thread(session, owner, thread_id)
+    return render(request, "_version_tree.html", full_tree(thread_context(request, ctx, thread)))
+
+
+def _earlier(request: Request, ctx, session, thread, before: int, share_token: str | None) -> Response:
+    context = thread_context(request, ctx, thread, share_token=share_token)
+    view = older_turns(session, thread, before)
+    context.update(view=view, turn_versions=view.turn_versions, version_labels=view.labels)
+    return render(request, "_earlier_turns.html", context, headers={} if share_token is None else SHARED_HEADERS)
 
 
 @router.get("/t/{thread_id}/versions/{number}")
@@ -273,7 +304,9 @@ def _share_panel(request: Request, ctx, session, owner: str, thread_id: str) -> 
 def _after_change(request: Request, ctx, session, owner: str, thread_id: str) -> Response:
     if not is_htmx(request):
         return redirect(request, f"/t/{thread_id}")
-    thread = services.get_thread(session, owner, thread_id)
+    session.commit()  # end the write; the page reads a fresh snapshot
+    read_snapshot(session)
+    thread = services.thread_row(session, owner, thread_id)
     session.refresh(thread)
     context = thread_context(request, ctx, thread)
     context["threads"] = services.list_threads(session, owner)
@@ -283,6 +316,7 @@ def _after_change(request: Request, ctx, session, owner: str, thread_id: str) ->
 def _version(request: Request, ctx, context: dict, number: int, *, threads=None) -> Response:
     thread = context["thread"]
     version = services.get_version(thread, number)
+    full_tree(context)
     turn = next((t for t in thread.turns if t.id == version.turn_id), None) if version.turn_id else None
     context.update(version=version, selected=number, threads=threads or [],
                    children=[v.number for v in thread.versions if v.parent == number],
@@ -297,6 +331,7 @@ def _version(request: Request, ctx, context: dict, number: int, *, threads=None)
 
 def _compare(request: Request, context: dict, before: int | None, after: int | None, *, threads=None) -> Response:
     thread = context["thread"]
+    full_tree(context)
     if not thread.versions:
         raise services.NotFound("This thread has no versions to compare yet.")
     after_v = services.get_version(thread, after if after is not None else thread.head_version)
@@ -311,16 +346,41 @@ def _compare(request: Request, context: dict, before: int | None, after: int | N
 SHARED_HEADERS = {"X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
 
 
+def full_tree(context: dict) -> dict:
+    """Put every version of the thread into ``context``'s tree and labels
+    (pages that pick any version: the version page, compare, "all versions")."""
+    thread = context["thread"]
+    context.update(lanes=version_tree.lanes(thread.versions), version_labels=version_labels(thread),
+                   tree_complete=True)
+    return context
+
+
 @router.get("/s/{token}")
 def shared_page(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
     """The read-only shared thread, with a Fork button."""
-    thread = services.get_shared_thread(session, token)
+    read_snapshot(session)
+    thread = services.get_shared_row(session, token)
     context = thread_context(request, ctx, thread, share_token=token)
     if thread.head_version is not None:
         from app.archive_routes import credentials  # the head's, read back from its signed PNG
 
         context["credentials"] = credentials(ctx, thread, thread.head_version)
     return render(request, "shared.html", context, block="live", blocks=THREAD_BLOCKS, headers=SHARED_HEADERS)
+
+
+@router.get("/s/{token}/turns")
+def shared_earlier_turns(token: str, before: int, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
+    """A shared thread's turns before turn ``before``, for link holders."""
+    read_snapshot(session)
+    return _earlier(request, ctx, session, services.get_shared_row(session, token), before, token)
+
+
+@router.get("/s/{token}/tree")
+def shared_all_versions(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
+    """A shared thread's whole version tree, for link holders."""
+    thread = services.get_shared_thread(session, token)
+    context = full_tree(thread_context(request, ctx, thread, share_token=token))
+    return render(request, "_version_tree.html", context, headers=SHARED_HEADERS)
 
 
 @router.get("/s/{token}/versions/{number}")

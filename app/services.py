@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from app.backends import OptionRejected, UnknownBackend, get_backend, offered_backends
 from app.imaging import (
@@ -112,22 +112,57 @@ class Limits:
 
 
 def list_threads(session: Session, owner_id: str) -> list[Thread]:
-    """The owner's threads, most recently updated first."""
+    """The owner's threads, most recently updated first, in one query and
+    without their versions or turns: the sidebar and ``GET /threads`` need
+    only the title, the dates and the head version's number (its thumbnail
+    URL is built from it). Touching ``versions`` or ``turns`` on the result
+    would load them one thread at a time; nothing that lists threads does."""
     stmt = (
         select(Thread)
         .where(Thread.owner_id == owner_id)
         .order_by(Thread.updated_at.desc(), Thread.created_at.desc())
-        .options(selectinload(Thread.versions))
     )
     return list(session.scalars(stmt))
 
 
 def get_thread(session: Session, owner_id: str, thread_id: str) -> Thread:
-    """The thread ``thread_id`` if ``owner_id`` owns it; raises NotFound."""
+    """The thread ``thread_id`` if ``owner_id`` owns it, with its turns and
+    versions loaded; raises NotFound."""
+    return _load_in_order(thread_row(session, owner_id, thread_id))
+
+
+def thread_row(session: Session, owner_id: str, thread_id: str) -> Thread:
+    """The thread ``thread_id`` if ``owner_id`` owns it, without loading its
+    turns or versions (one primary-key query); raises NotFound."""
     thread = session.get(Thread, thread_id)
     if thread is None or not secrets.compare_digest(thread.owner_id, owner_id):
         raise NotFound("There is no such thread.")
-    return _load_in_order(thread)
+    return thread
+
+
+def find_version(session: Session, owner_id: str | None, thread_id: str | None, number: int, *,
+                 token: str | None = None) -> tuple[Thread, Version]:
+    """Version ``number`` of a thread and the thread, in one indexed query
+    (``versions`` is unique on (thread_id, number)), without loading the
+    thread's other versions or turns: what image GETs need. The thread is
+    ``thread_id`` owned by ``owner_id``, or with ``token`` the one behind
+    that live share link. Raises NotFound."""
+    if token is not None:
+        thread = get_shared_row(session, token)
+    else:
+        thread = thread_row(session, owner_id or "", thread_id or "")
+    version = session.scalar(select(Version).where(Version.thread_id == thread.id, Version.number == number))
+    if version is None:
+        raise NotFound(f"Version {number} does not exist in this thread.")
+    return thread, version
+
+
+def find_attachment(session: Session, thread: Thread, turn_id: str, name: str) -> str:
+    """The sha256 of attachment ``name`` of turn ``turn_id`` of ``thread``,
+    found by one indexed query (see :func:`get_attachment` for the names).
+    Raises NotFound."""
+    turn = session.scalar(select(Turn).where(Turn.id == turn_id, Turn.thread_id == thread.id))
+    return _attachment_of(turn, name)
 
 
 def _load_in_order(thread: Thread) -> Thread:
@@ -149,18 +184,26 @@ def get_turn(session: Session, owner_id: str, turn_id: str) -> Turn:
 
 
 def get_shared_thread(session: Session, token: str) -> Thread:
-    """The thread behind a live share link; raises NotFound for an unknown
-    or revoked token."""
+    """The thread behind a live share link, with its turns and versions
+    loaded; raises NotFound for an unknown or revoked token."""
+    return _load_in_order(get_shared_row(session, token))
+
+
+def get_shared_row(session: Session, token: str) -> Thread:
+    """The thread behind a live share link, nothing else loaded; raises NotFound."""
     link = session.get(ShareLink, token) if token else None
     if link is None or link.revoked_at is not None:
         raise NotFound("This share link does not exist or was revoked.")
-    return _load_in_order(link.thread)
+    return link.thread
 
 
 def get_attachment(thread: Thread, turn_id: str, name: str) -> str:
     """The sha256 of a turn's attachment: ``name`` is ``"mask"``,
     ``"markup"`` or ``"reference-N"`` (N from 1). Raises NotFound."""
-    turn = next((t for t in thread.turns if t.id == turn_id), None)
+    return _attachment_of(next((t for t in thread.turns if t.id == turn_id), None), name)
+
+
+def _attachment_of(turn: Turn | None, name: str) -> str:
     if turn is None:
         raise NotFound("This turn does not exist in this thread.")
     if name == "mask" and turn.mask_sha256:

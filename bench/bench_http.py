@@ -1,0 +1,197 @@
+"""HTTP throughput of Retouch as ratios against hello-world FastAPI, measured
+side by side in one run with ``wrk`` (Debian package ``wrk``).
+
+Run: ``.venv/bin/python bench/bench_http.py [--seconds 5] [--rounds 3]``
+(part of ``make bench``). It starts ``bench/hello_app.py`` and a real
+``retouch serve`` (same uvicorn, same defaults), seeds one owner with a
+100-version and a 1000-version thread (rows written straight into SQLite,
+all versions sharing one 1024x1024 image), then runs ``wrk`` against each
+URL in turn, ``--rounds`` times interleaved, and reports the median req/s,
+p50 and p99 latency, and req/s ÷ hello-world's. Targets come from the
+performance issue; a figure under its target is marked ``MISS``. Returns the
+rows as dicts (``run()``) for ``bench/report.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PIL import Image  # noqa: E402
+
+from bench.server import ROOT, free_port, running_server  # noqa: E402
+
+#: (label, path key, connections, target ratio or None)
+CASES = [
+    ("hello-world FastAPI", "hello", 16, None),
+    ("/healthz", "healthz", 16, 0.8),
+    ("static CSS", "css", 16, None),
+    ("thumbnail GET", "thumb", 16, 0.5),
+    ("Thread JSON, 100 versions", "json100", 16, 0.25),
+    ("thread page, 100 versions", "page100", 16, 0.20),
+    ("thread page, 1000 versions", "page1000", 16, 0.20),
+    ("home page (sidebar: 2 threads)", "home", 16, None),
+]
+
+
+@contextmanager
+def hello_server():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.hello_app:app", "--host", "127.0.0.1",
+                             "--port", str(port), "--log-level", "warning"], cwd=ROOT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _photo() -> bytes:
+    img = Image.effect_noise((1024, 1024), 40).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _multipart(fields: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
+    boundary = "benchboundary1234"
+    out = io.BytesIO()
+    for name, (filename, data, ctype) in fields.items():
+        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                  f"Content-Type: {ctype}\r\n\r\n".encode())
+        out.write(data + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+def seed(server_url: str, data_dir: Path) -> tuple[str, dict[str, str]]:
+    """Create two threads over HTTP (an owner cookie and a real first
+    version), then add versions and turns straight into the database until
+    they have 100 and 1000 versions. Returns (the Cookie header, paths)."""
+    body, ctype = _multipart({"image": ("photo.png", _photo(), "image/png")})
+    cookie = ""
+    ids = []
+    for _ in range(2):
+        req = urllib.request.Request(server_url + "/api/v1/threads", data=body, method="POST",
+                                     headers={"Content-Type": ctype, "Origin": server_url,
+                                              **({"Cookie": cookie} if cookie else {})})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            thread = json.loads(resp.read())
+            cookie = cookie or resp.headers["Set-Cookie"].split(";", 1)[0]
+        ids.append(thread["id"])
+    from sqlalchemy import select
+
+    from app.db import make_engine, make_sessionmaker
+    from app.models import Thread, Turn, Version, new_id
+
+    sessions = make_sessionmaker(make_engine(f"sqlite:///{(data_dir / 'retouch.db').resolve()}"))
+    now = datetime.now(timezone.utc)
+    with sessions() as session:
+        for tid, total in zip(ids, (100, 1000)):
+            thread = session.scalar(select(Thread).where(Thread.id == tid))
+            v1 = thread.version(1)
+            for n in range(2, total + 1):
+                turn = Turn(id=new_id(), thread=thread, kind="edit", instruction=f"make it a little warmer ({n})",
+                            status="succeeded", base_version=n - 1, result_version=n, backend="local",
+                            created_at=now + timedelta(seconds=n), finished_at=now + timedelta(seconds=n))
+                session.add(turn)
+                session.add(Version(thread=thread, number=n, parent=n - 1 if n % 7 else max(1, n - 3),
+                                    sha256=v1.sha256, width=v1.width, height=v1.height, turn_id=turn.id,
+                                    created_at=now + timedelta(seconds=n)))
+            thread.head_version = total
+        session.commit()
+    css = next(p.name for p in (ROOT / "static").glob("app*.css"))
+    return cookie, {
+        "healthz": "/healthz", "css": f"/static/{css}", "home": "/",
+        "thumb": f"/api/v1/threads/{ids[0]}/versions/50/image?size=thumb",
+        "json100": f"/api/v1/threads/{ids[0]}", "page100": f"/t/{ids[0]}", "page1000": f"/t/{ids[1]}",
+    }
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, connections: int, seconds: float, headers: dict[str, str]) -> dict:
+    """Run ``wrk`` once: {"rps", "p50_ms", "p99_ms", "errors"}."""
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "10s", url]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def pct(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"), "errors": int(errors.group(1)) if errors else 0}
+
+
+def run(seconds: float = 5, rounds: int = 3) -> list[dict]:
+    """Measure every case; returns one dict per case (label, rps, p50_ms,
+    p99_ms, ratio, target, ok)."""
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-http-")))
+        hello = stack.enter_context(hello_server())
+        server = stack.enter_context(running_server(tmp / "data", {"RETOUCH_BACKEND": "local",
+                                                                   "RETOUCH_TURN_RATE_LIMIT": "0",
+                                                                   "RETOUCH_ANONYMOUS_RATE_LIMIT": "0"}))
+        cookie, paths = seed(server.url, tmp / "data")
+        samples: dict[str, list[dict]] = {key: [] for _, key, _, _ in CASES}
+        for _ in range(rounds):
+            for _, key, conns, _ in CASES:
+                url = hello + "/" if key == "hello" else server.url + paths[key]
+                samples[key].append(wrk(url, conns, seconds, {"Cookie": cookie}))
+    rows = []
+    hello_rps = statistics.median(s["rps"] for s in samples["hello"])
+    for label, key, conns, target in CASES:
+        rps = statistics.median(s["rps"] for s in samples[key])
+        ratio = rps / hello_rps
+        rows.append({"label": f"{label}, c={conns}", "rps": rps,
+                     "p50_ms": statistics.median(s["p50_ms"] for s in samples[key]),
+                     "p99_ms": statistics.median(s["p99_ms"] for s in samples[key]),
+                     "errors": sum(s["errors"] for s in samples[key]),
+                     "ratio": ratio, "target": target, "ok": target is None or ratio >= target})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| what | req/s | p50 ms | p99 ms | ÷ hello-world | target | |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['ratio']:.3f} | "
+                     f"{'≥ %.2f' % r['target'] if r['target'] else ''} | "
+                     f"{'' if r['target'] is None else ('ok' if r['ok'] else 'MISS')}"
+                     f"{' (%d errors)' % r['errors'] if r['errors'] else ''} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(table(run(args.seconds, args.rounds)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
