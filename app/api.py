@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from app import services
 from app.backends import get_backend, offered_backends
 from app.db import read_snapshot
+from app.previews import PREVIEW_WIDTHS, preview_path
 from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.models import Thread, Version
 from app.schemas import (
@@ -351,25 +352,44 @@ def image_response(request: Request, ctx, thread: Thread, version: Version, size
     return response
 
 
+#: Image files up to this many bytes are sent from memory; larger ones are streamed.
+INLINE_FILE_BYTES = 512 * 1024
+
+
 def blob_response(request: Request, ctx, sha256: str, size: str | None, *, filename: str | None = None) -> Response:
-    """Serve a stored PNG, or with ``size="thumb"`` its WebP thumbnail (256 px
-    on the long side), with an ETag and a year of caching: stored images never
-    change. Answers 304 when ``If-None-Match`` carries the ETag (RFC 9110
-    §13.1.2). Raises HTTPException 422 for another ``size``, 404 when the file
-    is missing. An image stored without a thumbnail is served whole."""
-    thumb = size == "thumb"
-    if size not in (None, "", "thumb", "full"):
-        raise HTTPException(422, "size must be 'thumb' or omitted.")
-    if thumb and not ctx.store.thumbnail_path(sha256).is_file():
-        thumb = False
-    etag = f'"{sha256}{"-thumb" if thumb else ""}"'
+    """Serve a stored PNG; with ``size="thumb"`` its WebP thumbnail (256 px
+    on the long side); with ``size="512"`` or ``"1024"`` a WebP preview at
+    most that many pixels on the long side (made on first request and kept,
+    :func:`app.previews.preview_path`). Each has an ETag and a year of
+    caching: stored images never change. Answers 304 when ``If-None-Match``
+    carries the ETag (RFC 9110 §13.1.2), before touching any file. Raises
+    HTTPException 422 for another ``size``, 404 when the file is missing. An
+    image stored without a thumbnail is served whole."""
+    if size not in (None, "", "thumb", "full", *PREVIEW_WIDTHS):
+        raise HTTPException(422, f"size must be 'thumb', {', '.join(repr(w) for w in PREVIEW_WIDTHS)} or omitted.")
+    variant = size if size in ("thumb", *PREVIEW_WIDTHS) else ""
+    etag = f'"{sha256}{"-" + variant if variant else ""}"'
     headers = {"ETag": etag, "Cache-Control": IMAGE_CACHE}
     inm = request.headers.get("if-none-match", "")
     if etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
         return Response(status_code=304, headers=headers)
-    path = ctx.store.thumbnail_path(sha256) if thumb else ctx.store.path(sha256)
-    if not path.is_file():
-        raise HTTPException(404, "The image file is missing from storage.")
+    media_type = "image/png"
+    path = ctx.store.path(sha256)
+    if variant == "thumb" and ctx.store.thumbnail_path(sha256).is_file():
+        path, media_type = ctx.store.thumbnail_path(sha256), "image/webp"
+    elif variant in PREVIEW_WIDTHS:
+        try:
+            path, media_type = preview_path(ctx.store, sha256, int(variant)), "image/webp"
+        except FileNotFoundError:
+            raise HTTPException(404, "The image file is missing from storage.") from None
     if filename:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return FileResponse(path, media_type="image/webp" if thumb else "image/png", headers=headers)
+    try:
+        size = path.stat().st_size
+        if size <= INLINE_FILE_BYTES:
+            # Small files (thumbnails, previews) are read here, in the endpoint's worker thread:
+            # streaming them (FileResponse) costs more thread hops than the read itself.
+            return Response(path.read_bytes(), media_type=media_type, headers=headers)
+    except FileNotFoundError:
+        raise HTTPException(404, "The image file is missing from storage.") from None
+    return FileResponse(path, media_type=media_type, headers=headers)

@@ -26,6 +26,8 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Pooled SQLite connections kept open (see make_engine).
+SQLITE_POOL_SIZE = 40
 
 
 class Base(DeclarativeBase):
@@ -40,7 +42,10 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        # One pooled connection per worker thread that may hold one (anyio's default limiter is 40
+        # threads): connections past the pool are closed after use and reopened, with their PRAGMAs.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                               pool_size=SQLITE_POOL_SIZE, max_overflow=10)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial

@@ -5,8 +5,8 @@ Blobs are written before the transaction that refers to them commits (see
 or a request rejected after its uploads were stored can leave files under
 ``<data dir>/blobs/`` that no row names:
 
-- ``<xx>/<sha256>.png`` images and ``<xx>/<sha256>.thumb.webp`` thumbnails
-  whose sha256 is not a version's ``sha256``, a turn's ``mask_sha256`` or
+- ``<xx>/<sha256>.png`` images, ``<xx>/<sha256>.thumb.webp`` thumbnails and
+  ``<xx>/<sha256>.w512.webp`` previews (counted as thumbnails) whose sha256 is not a version's ``sha256``, a turn's ``mask_sha256`` or
   ``markup_sha256``, or one of a turn's ``reference_sha256s``;
 - ``<xx>/.tmp-*`` files a write left behind when the process died between
   creating the temporary file and renaming it into place.
@@ -34,7 +34,7 @@ from app.storage import BlobStore
 #: Files younger than this many seconds (by mtime) are never deleted.
 DEFAULT_GRACE_SECONDS = 3600.0
 
-_BLOB = re.compile(r"^(?P<sha>[0-9a-f]{64})(?P<suffix>\.png|\.thumb\.webp)$")
+_BLOB = re.compile(r"^(?P<sha>[0-9a-f]{64})(?P<suffix>\.png|\.thumb\.webp|\.w\d{1,5}\.webp)$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
 

@@ -27,6 +27,9 @@ from app.schemas import Urls, share_link_url, utc
 
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Blocks(directory=ROOT / "templates")
+# Templates change only with a new release: without this, every {% include %} (one per turn on a
+# thread page) stats its file to see whether it changed (Jinja's auto_reload), a quarter of a page's time.
+templates.env.auto_reload = False
 templates.env.globals["utc"] = utc
 templates.env.globals["cost_of"] = cost_of
 

@@ -150,6 +150,10 @@ class Urls:
     def thumbnail(self, number: int) -> str:
         return f"{self.image(number)}?size=thumb"
 
+    def preview(self, number: int, width: int = 512) -> str:
+        """A WebP preview at most ``width`` (512 or 1024) pixels on its long side."""
+        return f"{self.image(number)}?size={width}"
+
     def attachment(self, turn_id: str, name: str) -> str:
         """A turn's ``mask``, ``markup`` or ``reference-N`` (N from 1)."""
         return f"{self.prefix}/turns/{turn_id}/attachments/{name}"

@@ -45,6 +45,11 @@ class BlobStore:
         """Store the thumbnail bytes (WebP) of the blob ``sha256``."""
         self._write(self.thumbnail_path(sha256), data)
 
+    def put_variant(self, path: Path, data: bytes) -> None:
+        """Store ``data`` at ``path``, a derived file of a blob (a preview)
+        from :meth:`path` with another suffix; written atomically."""
+        self._write(path, data)
+
     def read(self, sha256: str) -> bytes:
         """The blob's bytes. Raises FileNotFoundError if it is missing."""
         return self.path(sha256).read_bytes()

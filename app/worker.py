@@ -31,7 +31,8 @@ from sqlalchemy.orm import sessionmaker
 
 from app.backends import BackendDeclined, BackendFailed, EditRequest, UnknownBackend, get_backend
 from app.events import call_on_loop
-from app.imaging import open_png
+from app.image_cache import DecodedImages
+from app.imaging import normalise_mode, open_png
 from app.models import Thread, Turn, utcnow
 from app.partials import PartialFrames
 from app.schemas import utc
@@ -182,6 +183,8 @@ class TurnWorker:
         self.on_change = on_change or (lambda thread_id: None)
         #: The newest partial image of each running turn (dropped when the turn ends).
         self.partials = partials if partials is not None else PartialFrames()
+        #: The last results, decoded: the next turn of a thread skips decoding its base.
+        self.decoded = DecodedImages()
         self.store = store
         self.workers = max(1, workers)
         self._claim_lock = threading.Lock()
@@ -309,6 +312,7 @@ class TurnWorker:
             return
         try:
             sha, width, height = store_image(self.store, result.image)
+            self.decoded.put(sha, normalise_mode(result.image))  # the next turn starts from these pixels
         except Exception:
             log.exception("could not store the result of turn %s", turn_id)
             self._finish(turn_id, "failed", error="The result could not be saved (storage error). You can try again.")
@@ -354,7 +358,7 @@ class TurnWorker:
             model, background = turn.model, turn.background
             attempts, thread_id, owner_id = turn.attempts, thread.id, thread.owner_id
         try:
-            image = open_png(self.store.read(base_sha)) if base_sha else None
+            image = (self.decoded.get(base_sha) or open_png(self.store.read(base_sha))) if base_sha else None
             mask = open_png(self.store.read(mask_sha)).convert("L") if mask_sha else None
             markup = open_png(self.store.read(markup_sha)).convert("RGBA") if markup_sha else None
             refs = tuple(open_png(self.store.read(s)) for s in ref_shas)

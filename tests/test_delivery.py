@@ -1,0 +1,45 @@
+"""How pages and images travel: display-size WebP previews, content-hashed
+static files cached for a year, and compressed text responses."""
+from __future__ import annotations
+
+import io
+import re
+
+from PIL import Image
+
+from tests.conftest import png_bytes
+
+
+def test_previews_are_webp_at_display_size_and_cacheable(client):
+    thread = client.post("/api/v1/threads", files={"image": ("p.png", png_bytes((1600, 900)), "image/png")}).json()
+    url = thread["versions"][0]["image_url"]
+    for width in (512, 1024):
+        r = client.get(f"{url}?size={width}")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/webp"
+        img = Image.open(io.BytesIO(r.content))
+        assert max(img.size) == width and abs(img.width / img.height - 16 / 9) < 0.01
+        again = client.get(f"{url}?size={width}", headers={"If-None-Match": r.headers["etag"]})
+        assert again.status_code == 304 and not again.content
+    assert client.get(f"{url}?size=333").status_code == 422
+    page = client.get(f"/t/{thread['id']}").text
+    assert f'src="{url}?size=512"' in page and f'{url}?size=1024 2x' in page and 'loading="lazy"' in page
+
+
+def test_static_files_have_hashed_names_cached_forever(client):
+    page = client.get("/").text
+    css = re.search(r'href="(/static/app\.([0-9a-f]{12})\.css)"', page)
+    assert css, "the page links a content-hashed stylesheet"
+    r = client.get(css.group(1))
+    assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
+    assert client.get("/static/app.000000000000.css").status_code == 404  # content that no longer exists
+    plain = client.get("/static/app.css")
+    assert plain.status_code == 200 and plain.headers["cache-control"] == "no-cache" and plain.content == r.content
+
+
+def test_text_responses_are_compressed(client):
+    client.post("/api/v1/threads", files={"image": ("p.png", png_bytes(), "image/png")})
+    for encoding in ("gzip", "br", "zstd"):
+        r = client.get("/", headers={"Accept-Encoding": encoding})
+        assert r.status_code == 200 and r.headers.get("content-encoding") == encoding, r.headers
+    raw = client.get("/", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in raw.headers
