@@ -23,9 +23,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_local.py
-	$(BIN)/python bench/load_test.py --clients 50 --turns 10
-	$(BIN)/python bench/bench_memory.py --requests 8 --scans 10000
+	$(BIN)/python bench/report.py
 
 eval: $(STAMP)
 	$(BIN)/python ../shared/eval/run.py --cmd "env RETOUCH_BACKEND=local $(BIN)/retouch"

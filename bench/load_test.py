@@ -58,6 +58,9 @@ class LoadResult:
         data = sorted(self.latencies_ms)
         return data[min(len(data) - 1, int(round(p / 100 * (len(data) - 1))))]
 
+    #: The load test's targets: p95 request latency (ms) and turns per second.
+    P95_TARGET_MS = 1000.0
+
     def summary(self) -> str:
         return (f"{self.clients} clients x {self.turns_per_client} turns: {self.requests} requests, "
                 f"{len(self.errors)} errors, {self.versions} versions, "
@@ -167,6 +170,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d, serve(Path(d) / "data") as base:
         result = run_load(base, args.clients, args.turns, image_size=args.image_size)
     print(result.summary())
+    p95 = result.percentile(95)
+    print(f"p95 {p95:.0f} ms against the target of {LoadResult.P95_TARGET_MS:.0f} ms: "
+          + ("ok" if p95 <= LoadResult.P95_TARGET_MS else "MISS"))
     for err in result.errors[:10]:
         print("  error:", err)
     ok = not result.errors and result.versions == args.clients * args.turns
