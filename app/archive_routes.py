@@ -10,7 +10,7 @@ import os
 import c2pa
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, StrictBool
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from typing import Annotated
@@ -18,12 +18,12 @@ from typing import Annotated
 from app import archive, provenance, services
 from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit
 from app.models import Thread, Version
+from app.api import ERRORS, UPLOAD_ERRORS
 from app.schemas import ErrorOut, ThreadOut, thread_out
 
 log = logging.getLogger("retouch")
 
-api_router = APIRouter(prefix="/api/v1", tags=["api"],
-                       responses={404: {"model": ErrorOut, "description": "no such thread, version or share link"}})
+api_router = APIRouter(prefix="/api/v1", tags=["api"], responses=ERRORS)
 page_router = APIRouter(include_in_schema=False)
 
 #: Signed files change when the owner turns instructions on or off, so they
@@ -36,7 +36,7 @@ def prov(ctx) -> provenance.Provenance:
     return provenance.for_settings(ctx.settings)
 
 
-def signed_response(request: Request, ctx, thread: Thread, version: Version, *, filename: str | None = None) -> Response:
+def signed_response(request: Request, ctx, thread: Thread, version: Version) -> Response:
     """Serve version ``version`` of ``thread`` as a PNG with its C2PA
     manifest (signed once and cached, :mod:`app.provenance`), with an ETag
     naming the signed copy; 304 when ``If-None-Match`` has it (RFC 9110
@@ -53,8 +53,7 @@ def signed_response(request: Request, ctx, thread: Thread, version: Version, *, 
     headers = {"ETag": etag, "Cache-Control": SIGNED_CACHE}
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type="image/png", headers=headers, filename=filename,
-                        content_disposition_type="attachment" if filename else "inline")
+    return FileResponse(path, media_type="image/png", headers=headers)
 
 
 def credentials(ctx, thread: Thread, number: int) -> dict:
@@ -72,7 +71,9 @@ def credentials(ctx, thread: Thread, number: int) -> dict:
 
 
 class ProvenanceIn(BaseModel):
-    include_instructions: bool
+    model_config = ConfigDict(extra="forbid")
+
+    include_instructions: StrictBool
 
 
 class ProvenanceOut(BaseModel):
@@ -118,7 +119,7 @@ def export(thread_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep
 
 def _timeline(ctx, thread: Thread) -> Response:
     try:
-        data = archive.timeline_webp(ctx.store, thread)
+        data = archive.timeline_webp(ctx.store, thread, cache_dir=prov(ctx).cache_root)
     except FileNotFoundError:
         raise HTTPException(404, "An image of this thread is missing from storage.") from None
     return Response(data, media_type="image/webp", headers={"Cache-Control": "private, no-cache"})
@@ -141,8 +142,7 @@ IMPORT_ERRORS = {413: {"model": ErrorOut, "description": "the zip, an entry or a
                  415: {"model": ErrorOut, "description": "not a zip, or an image in a format uploads refuse"},
                  422: {"model": ErrorOut, "description": "a bad entry name, thread.json against its schema, "
                                                          "or an image that breaks the upload rules"},
-                 429: {"model": ErrorOut, "description": "too many turns or imports"},
-                 507: {"model": ErrorOut, "description": "the owner's stored images reached the quota"}}
+                 429: UPLOAD_ERRORS[429], 503: UPLOAD_ERRORS[503], 507: UPLOAD_ERRORS[507]}
 
 
 async def _read_archive_upload(ctx, upload: UploadFile | None) -> bytes:

@@ -1,8 +1,11 @@
-"""The ``retouch`` command line: ``serve``, ``edit``, ``migrate`` and ``gc``.
+"""The ``retouch`` command line: ``serve``, ``edit``, ``migrate``, ``gc``,
+``export`` and ``import`` (``app/archive_cli.py``).
 
 ``retouch edit`` exit codes (the contract ``../shared/eval/run.py`` drives):
 0 the output was written; 3 the backend declined (reason on stderr, no file
-written); 2 bad usage or an unreadable input; 1 any other error.
+written); 2 bad usage or an unreadable input; 1 any other error; 4 the
+backend answered in words only (``openai-chat``: a question back; the words
+on stdout, no file written).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DECLINED = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DECLINED, EXIT_ANSWERED = 0, 1, 2, 3, 4
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     gc.add_argument("--grace-seconds", type=float, default=None, metavar="N",
                     help="only delete files older than N seconds (default 3600)")
     gc.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+
+    export = sub.add_parser("export", help="write a thread as a zip (signed versions, thread.json, timeline)")
+    export.add_argument("thread_id", metavar="THREAD_ID")
+    export.add_argument("-o", "--output", required=True, help="the zip file to write")
+
+    imp = sub.add_parser("import", help="make a new thread from an export zip")
+    imp.add_argument("archive", metavar="FILE.zip")
+    owner = imp.add_mutually_exclusive_group()
+    owner.add_argument("--owner-of", metavar="THREAD_ID", help="give it to the owner of this thread")
+    owner.add_argument("--owner", metavar="OWNER_ID", help="give it to this owner id (default: a new owner)")
 
     edit = sub.add_parser("edit", help="run one edit (or generation) with a backend")
     edit.add_argument("--instruction", required=True, help="what to do, in plain words")
@@ -60,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "gc":
         return _gc(args.grace_seconds, args.dry_run)
+    if args.command in ("export", "import"):
+        from app.archive_cli import export_command, import_command
+
+        if args.command == "export":
+            return export_command(args.thread_id, args.output)
+        return import_command(args.archive, owner=args.owner, owner_of=args.owner_of)
     return _edit(args)
 
 
@@ -182,6 +201,11 @@ def _edit(args: argparse.Namespace) -> int:
     except BackendFailed as exc:
         return _fail(EXIT_ERROR, f"failed: {exc.message}")
 
+    if result.image is None:  # words only: a question back, or a refusal
+        print(result.reply or "")
+        return EXIT_ANSWERED
+    if result.reply:
+        print(result.reply)
     out = Path(args.output)
     data = encode_png(result.image)
     try:

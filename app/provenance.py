@@ -1,22 +1,29 @@
 """C2PA Content Credentials for every PNG that leaves Retouch.
 
-What is signed. Each version gets a C2PA manifest (C2PA Technical
-Specification 2.2, §11 "Manifests"), written with c2pa-python's ``Builder``
-and embedded in the PNG's ``caBX`` chunk (spec §A.3.1 "PNG"). The manifest
-holds one ``c2pa.actions.v2`` assertion (spec §18.15 "Actions"):
+Section names below are those of the C2PA Technical Specification 2.x
+(https://c2pa.org/specifications/); the API is c2pa-python 0.38's
+(``Builder``, ``Reader``, ``Signer.from_info``, ``Context``/``Settings``).
+
+What is signed. Each version gets a C2PA manifest ("Manifests"), written
+with c2pa-python's ``Builder`` and embedded in the PNG's ``caBX`` chunk
+("Embedding manifests into assets", PNG). The manifest holds one
+``c2pa.actions.v2`` assertion ("Actions"):
 
 - a generation: ``c2pa.created`` with the IPTC digital source type
   ``trainedAlgorithmicMedia``;
 - an edit (with or without a selected region): ``c2pa.opened`` of the parent
   version, then ``c2pa.edited`` with ``compositeWithTrainedAlgorithmicMedia``;
   a masked edit also says ``"mask": true`` in its parameters;
+- the ``local`` backend is exact image processing, not a generative model:
+  its canvases claim ``algorithmicMedia`` and its edits no source type,
+  except neural style transfer (see :func:`source_type`);
 - an upload: ``c2pa.opened`` of the photo as Retouch stored it (decoded and
   re-encoded, metadata removed), with no digital source type: Retouch claims
   nothing about how the photo was made.
 
 Every action names ``softwareAgent`` Retouch and its version, and its
 ``parameters`` give the backend and the model. The parent version's signed
-PNG is the ``parentOf`` ingredient (spec §11.2 "Ingredients"), so the chain
+PNG is the ``parentOf`` ingredient ("Ingredient"), so the chain
 of manifests leads back to the upload or the first generation; reference
 images, masks and drawings are ``inputTo`` ingredients. The instruction is
 written (as the action's ``description``) only when the owner turned that on
@@ -31,7 +38,7 @@ key and the certificate's fingerprint: a version is signed once, and again
 only when one of those changes (the owner turns instructions on, say).
 Deleting the folder is safe; ``retouch gc`` leaves it alone.
 
-Who signs (spec §14 "Trust model"). ``RETOUCH_C2PA_CERT`` and
+Who signs ("Trust model"). ``RETOUCH_C2PA_CERT`` and
 ``RETOUCH_C2PA_KEY`` name a PEM certificate chain (signing certificate first)
 and its PEM private key. Without them, at first start Retouch makes an
 instance certificate in the data folder, beside ``secret_key``: a self-signed
@@ -53,6 +60,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import hashlib
 import io
 import json
@@ -78,23 +86,28 @@ IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 #: IPTC digital source types (https://cv.iptc.org/newscodes/digitalsourcetype/).
 GENERATED = IPTC + "trainedAlgorithmicMedia"
 COMPOSITE = IPTC + "compositeWithTrainedAlgorithmicMedia"
-AI_SOURCE_TYPES = {GENERATED, COMPOSITE, IPTC + "algorithmicMedia", IPTC + "compositeSynthetic",
+#: "created purely by an algorithm not based on any sampled training data":
+#: the local backend's plain canvases.
+ALGORITHMIC = IPTC + "algorithmicMedia"
+AI_SOURCE_TYPES = {GENERATED, COMPOSITE, IPTC + "compositeSynthetic",
                    "http://c2pa.org/digitalsourcetype/trainedAlgorithmicData"}
+#: Backends whose edits are exact image processing rather than generative
+#: models (``app/backends/local``): their edits claim no AI, except neural
+#: style transfer, whose pixels a trained network paints (its summary says
+#: "in the style").
+NON_GENERATIVE_BACKENDS = {"local"}
 
 CA_FILE, CHAIN_FILE, KEY_FILE = "c2pa-ca.pem", "c2pa-signer.pem", "c2pa-signer.key"
 CACHE_DIR = "c2pa-cache"
 #: Bumped when the manifest layout changes, so cached files are signed again.
-MANIFEST_LAYOUT = 1
-#: Long side of the thumbnails c2pa embeds per manifest, px. Every ancestor's
-#: manifest travels in a version's file, so this sets how a long chain grows
-#: (measured: about 20 KB a version at 256 px).
-THUMBNAIL_LONG_EDGE = 256
+MANIFEST_LAYOUT = 2
 #: Steps of the chain the credentials panel lists (the newest first).
 PANEL_STEPS = 12
 #: Validity of a generated instance certificate, days.
 CERT_DAYS = 3650
 
 
+@functools.lru_cache(maxsize=1)
 def retouch_version() -> str:
     """Retouch's version as installed (``pyproject.toml``), for ``softwareAgent``."""
     from importlib.metadata import PackageNotFoundError, version
@@ -131,7 +144,7 @@ def load_identity(data_dir: Path, cert_path: str | None = None, key_path: str | 
     certificate in ``data_dir``, generated on first use (see the module
     docstring). Raises :class:`CredentialsError` when only one of the two
     paths is given, a file cannot be read, or the key does not match the
-    certificate or is of a type C2PA cannot sign with (spec §13.2 "Digital
+    certificate or is of a type C2PA cannot sign with (spec, "Digital
     signatures": ES256/384/512, PS256/384/512, Ed25519)."""
     if bool(cert_path) != bool(key_path):
         raise CredentialsError("Set both RETOUCH_C2PA_CERT and RETOUCH_C2PA_KEY, or neither.")
@@ -162,11 +175,13 @@ def _algorithm(key) -> str:
         return "ps256"
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return "ed25519"
-    raise CredentialsError("C2PA signs with EC P-256/P-384/P-521, RSA (PSS) or Ed25519 keys; this key is none of those.")
+    raise CredentialsError("C2PA signs with EC P-256/P-384/P-521, RSA (PSS) or Ed25519 keys; "
+                           "this key is none of those.")
 
 
 def _name(name: x509.Name) -> str:
-    parts = [a.value for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME) for a in name.get_attributes_for_oid(oid)]
+    parts = [a.value for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME)
+             for a in name.get_attributes_for_oid(oid)]
     return ", ".join(str(p) for p in parts) or name.rfc4514_string()
 
 
@@ -210,7 +225,8 @@ def generate_instance_certificate(common_name: str = "Retouch instance") -> tupl
     """A new self-signed CA and an ES256 signing certificate it issues, both
     valid ``CERT_DAYS`` days. Returns (CA PEM, chain PEM = signing
     certificate then CA, signing key PEM, PKCS#8). The signing certificate
-    has what C2PA requires of one (spec §14.5.1 "Certificate profile"):
+    has what C2PA requires of one (spec, "Certificate profile"; c2pa-rs
+    checks it when signing, ``valid_eku_oids.cfg``):
     X.509 v3, not a CA, key usage digitalSignature (critical), extended key
     usage emailProtection, subject and authority key identifiers, and it is
     not self-signed."""
@@ -247,11 +263,26 @@ def generate_instance_certificate(common_name: str = "Retouch instance") -> tupl
 
 
 def _context() -> c2pa.Context:
-    """A c2pa Context that never reaches the network and embeds small thumbnails."""
+    """A c2pa Context for reading (c2pa-python ``Context``/``Settings``,
+    c2pa-rs settings schema): full validation, but never the network (no
+    OCSP, no remote manifests)."""
     return c2pa.Context(settings=c2pa.Settings.from_dict({
-        "builder": {"thumbnail": {"enabled": True, "long_edge": THUMBNAIL_LONG_EDGE, "quality": "low",
-                                  "prefer_smallest_format": True}},
         "verify": {"ocsp_fetch": False, "remote_manifest_fetch": False},
+    }))
+
+
+def _signing_context() -> c2pa.Context:
+    """A c2pa Context for signing: no network, no thumbnails of its own
+    (Retouch hands it the WebP thumbnails it already stores, which saves
+    decoding two full-size PNGs per signing), and no validation of the
+    parent's manifests when it is added, nor of the result after signing:
+    Retouch signed the parent itself, and readers validate the whole chain
+    anyway. Measured on a 50-version chain of 1024x1024 photos: about 3x
+    faster, and the time no longer grows with the depth of the chain."""
+    return c2pa.Context(settings=c2pa.Settings.from_dict({
+        "builder": {"thumbnail": {"enabled": False}},
+        "verify": {"ocsp_fetch": False, "remote_manifest_fetch": False, "verify_after_sign": False,
+                   "verify_after_reading": False},
     }))
 
 
@@ -321,14 +352,17 @@ class Provenance:
                 opened["description"] = f"Uploaded photo {turn.instruction}"
             actions = [opened]
         elif version.parent is None:
-            created = {"action": "c2pa.created", "softwareAgent": agent, "digitalSourceType": GENERATED,
-                       "parameters": params}
+            created = {"action": "c2pa.created", "softwareAgent": agent,
+                       "digitalSourceType": source_type(turn, edit=False), "parameters": params}
             if share_text and turn is not None and turn.instruction:
                 created["description"] = turn.instruction
             actions = [created]
         else:
-            edited = {"action": "c2pa.edited", "softwareAgent": agent, "digitalSourceType": COMPOSITE,
+            edited = {"action": "c2pa.edited", "softwareAgent": agent,
                       "parameters": {**params, **({"mask": True} if turn is not None and turn.mask_sha256 else {})}}
+            kind = source_type(turn, edit=True)
+            if kind:
+                edited["digitalSourceType"] = kind
             if share_text and turn is not None and turn.instruction:
                 edited["description"] = turn.instruction
             actions = [{"action": "c2pa.opened", "softwareAgent": agent, "parameters": {"ingredientIds": ["parent"]}},
@@ -351,20 +385,32 @@ class Provenance:
 
     def _sign(self, store, version: Version, definition: dict, inputs, parent_path: Path | None, target: Path) -> None:
         blob = store.read(version.sha256)
-        builder = c2pa.Builder(definition, _context())
+        definition = {**definition, "thumbnail": {"format": "image/webp", "identifier": "thumbnail.webp"}}
+        builder = c2pa.Builder(definition, _signing_context())
+        builder.add_resource("thumbnail.webp", io.BytesIO(_thumbnail(store, version.sha256, blob)))
+
+        names = iter(range(1, 1000))
+
+        def ingredient(spec: dict, sha: str, data) -> None:
+            name = f"ingredient-{next(names)}.webp"
+            builder.add_resource(name, io.BytesIO(_thumbnail(store, sha)))
+            builder.add_ingredient({**spec, "thumbnail": {"format": "image/webp", "identifier": name}},
+                                   "image/png", data)
+
         if parent_path is not None:
+            parent = next(v for v in version.thread.versions if v.number == version.parent)
             with open(parent_path, "rb") as fh:
-                builder.add_ingredient({"title": f"Retouch version {version.parent}.png", "relationship": "parentOf",
-                                        "label": "parent"}, "image/png", fh)
+                ingredient({"title": f"Retouch version {version.parent}.png", "relationship": "parentOf",
+                            "label": "parent"}, parent.sha256, fh)
         elif definition["assertions"][0]["data"]["actions"][0]["action"] == "c2pa.opened":
-            builder.add_ingredient({"title": "uploaded photo (as stored by Retouch, metadata removed).png",
-                                    "relationship": "parentOf", "label": "source"}, "image/png", io.BytesIO(blob))
+            ingredient({"title": "uploaded photo (as stored by Retouch, metadata removed).png",
+                        "relationship": "parentOf", "label": "source"}, version.sha256, io.BytesIO(blob))
         for title, sha in inputs:
             try:
                 data = store.read(sha)
             except FileNotFoundError:
                 continue
-            builder.add_ingredient({"title": title, "relationship": "inputTo"}, "image/png", io.BytesIO(data))
+            ingredient({"title": title, "relationship": "inputTo"}, sha, io.BytesIO(data))
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(self.identity.alg, self.identity.chain_pem,
                                                            self.identity.key_pem, None))
         out = io.BytesIO()
@@ -373,7 +419,30 @@ class Provenance:
         finally:
             signer.close()
             builder.close()
-        _atomic_write(target, out.getvalue())
+        atomic_write(target, out.getvalue())
+
+    def check(self) -> None:
+        """Sign a 1x1 PNG, so that a certificate c2pa refuses (a self-signed
+        or CA signing certificate, a missing extended key usage: C2PA spec,
+        "Certificate profile") stops the start rather than the first
+        download. Raises
+        :class:`CredentialsError` with c2pa's reason."""
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("RGB", (1, 1)).save(buf, "PNG")
+        definition = {"claim_generator_info": [{"name": "Retouch", "version": retouch_version()}],
+                      "title": "check.png", "format": "image/png",
+                      "assertions": [{"label": "c2pa.actions.v2", "data": {"actions": [
+                          {"action": "c2pa.created", "digitalSourceType": ALGORITHMIC}]}}]}
+        try:
+            with c2pa.Builder(definition, _signing_context()) as builder, c2pa.Signer.from_info(
+                    c2pa.C2paSignerInfo(self.identity.alg, self.identity.chain_pem, self.identity.key_pem,
+                                        None)) as signer:
+                builder.sign(signer, "image/png", io.BytesIO(buf.getvalue()), io.BytesIO())
+        except c2pa.C2paError as exc:
+            raise CredentialsError(f"c2pa cannot sign with the C2PA certificate ({self.identity.subject}): "
+                                   f"{exc}") from None
 
     # ------------------------------------------------------------ reading
 
@@ -394,6 +463,34 @@ class Provenance:
         return result
 
 
+def source_type(turn, *, edit: bool) -> str | None:
+    """The IPTC digital source type a generation (``edit`` False) or edit
+    by ``turn`` claims: ``trainedAlgorithmicMedia`` for a generative
+    backend's generation, ``compositeWithTrainedAlgorithmicMedia`` for its
+    edits (masked or not: the result mixes the earlier image with generated
+    pixels). A non-generative backend (:data:`NON_GENERATIVE_BACKENDS`)
+    claims ``algorithmicMedia`` for a generated canvas and nothing for an
+    edit, except neural style transfer (composite). A version with no turn
+    (never written by Retouch itself) claims the generative case."""
+    backend = getattr(turn, "backend", None) if turn is not None else None
+    if backend in NON_GENERATIVE_BACKENDS:
+        if "in the style" in (turn.message or ""):
+            return COMPOSITE
+        return None if edit else ALGORITHMIC
+    return COMPOSITE if edit else GENERATED
+
+
+def _thumbnail(store, sha: str, blob: bytes | None = None) -> bytes:
+    """The stored WebP thumbnail of blob ``sha``, made from the PNG when
+    the blob was stored without one."""
+    try:
+        return store.thumbnail_path(sha).read_bytes()
+    except FileNotFoundError:
+        from app.imaging import encode_thumbnail, open_png
+
+        return encode_thumbnail(open_png(blob if blob is not None else store.read(sha)))
+
+
 def lineage(thread: Thread, number: int) -> list[Version]:
     """Version ``number`` and its ancestors, the root first. Raises KeyError
     for a version the thread does not have; a parent cycle (which Retouch
@@ -407,7 +504,9 @@ def lineage(thread: Thread, number: int) -> list[Version]:
     return chain[::-1]
 
 
-def _atomic_write(target: Path, data: bytes) -> None:
+def atomic_write(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a temporary file and ``os.replace``
+    (atomic on POSIX), making its folder if needed."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
     try:
@@ -495,7 +594,8 @@ def _step(reader: c2pa.Reader, manifest: dict) -> dict:
         "ai": source in AI_SOURCE_TYPES,
         "backend": params.get("backend"), "model": params.get("model"),
         "masked": bool(params.get("mask")),
-        "description": main.get("description") or next((a.get("description") for a in actions if a.get("description")), None),
+        "description": main.get("description") or next(
+            (a.get("description") for a in actions if a.get("description")), None),
         "thumbnail": thumb,
         "software": ", ".join(f"{a.get('name', '')} {a.get('version', '')}".strip()
                               for a in [main.get("softwareAgent")] if isinstance(a, dict)),
@@ -508,12 +608,16 @@ _INSTANCES_LOCK = threading.Lock()
 
 def for_settings(settings) -> Provenance:
     """The process's :class:`Provenance` for these settings (``data_dir``,
-    ``c2pa_cert``, ``c2pa_key``), loading or generating the identity once.
-    Raises :class:`CredentialsError` as :func:`load_identity`."""
+    ``c2pa_cert``, ``c2pa_key``), loading or generating the identity once
+    and checking that c2pa signs with it (:meth:`Provenance.check`).
+    Raises :class:`CredentialsError` as :func:`load_identity` and
+    :meth:`Provenance.check`."""
     cert = getattr(settings, "c2pa_cert", None)
     key_path = getattr(settings, "c2pa_key", None)
     key = (str(Path(settings.data_dir).resolve()), cert, key_path)
     with _INSTANCES_LOCK:
         if key not in _INSTANCES:
-            _INSTANCES[key] = Provenance(settings.data_dir, load_identity(settings.data_dir, cert, key_path))
+            prov = Provenance(settings.data_dir, load_identity(settings.data_dir, cert, key_path))
+            prov.check()
+            _INSTANCES[key] = prov
         return _INSTANCES[key]

@@ -140,6 +140,10 @@ def thread_row(session: Session, owner_id: str, thread_id: str) -> Thread:
     return thread
 
 
+#: The largest version number a query may name (a 32-bit signed integer column).
+MAX_VERSION_NUMBER = 2**31 - 1
+
+
 def find_version(session: Session, owner_id: str | None, thread_id: str | None, number: int, *,
                  token: str | None = None) -> tuple[Thread, Version]:
     """Version ``number`` of a thread and the thread, in one indexed query
@@ -151,7 +155,9 @@ def find_version(session: Session, owner_id: str | None, thread_id: str | None, 
         thread = get_shared_row(session, token)
     else:
         thread = thread_row(session, owner_id or "", thread_id or "")
-    version = session.scalar(select(Version).where(Version.thread_id == thread.id, Version.number == number))
+    version = None
+    if 1 <= number <= MAX_VERSION_NUMBER:  # a larger number overflows the column's integer type
+        version = session.scalar(select(Version).where(Version.thread_id == thread.id, Version.number == number))
     if version is None:
         raise NotFound(f"Version {number} does not exist in this thread.")
     return thread, version

@@ -482,7 +482,10 @@ def test_viewer_history_revert_and_branch(ui, photo):
     assert info.value.suggested_filename.endswith("-v1.png"), info.value.suggested_filename
     saved = info.value.path()
     original = page.request.get(f"/api/v1/threads/{tid}/versions/1/image").body()
-    assert Path(saved).read_bytes() == original
+    # the download carries C2PA Content Credentials (app/provenance.py): the same pixels, signed
+    downloaded = Path(saved).read_bytes()
+    assert b"caBX" in downloaded
+    assert Image.open(io.BytesIO(downloaded)).tobytes() == Image.open(io.BytesIO(original)).tobytes()
 
     page.locator("button#continue-here").click()
     page.wait_for_url(thread_url(tid))

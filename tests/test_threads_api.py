@@ -175,7 +175,12 @@ def test_share_revoke_and_fork(client, fake_backend, settings):
         assert body["share_url"] is None and body["head_version"] == 2
         assert all(t["usage"] is None for t in body["turns"])
         img = stranger.get(body["versions"][1]["image_url"])
-        assert img.status_code == 200 and hashlib.sha256(img.content).hexdigest() == body["versions"][1]["sha256"]
+        # a shared image carries its C2PA Content Credentials (app/provenance.py): the stored
+        # version's pixels, in a signed file whose bytes differ from the stored blob's
+        assert img.status_code == 200 and b"caBX" in img.content
+        owners = client.get(f"/api/v1/threads/{tid}/versions/2/image").content
+        assert hashlib.sha256(owners).hexdigest() == body["versions"][1]["sha256"]
+        assert open_image(img.content).tobytes() == open_image(owners).tobytes()
         fork = stranger.post(f"/api/v1/shared/{token}/fork")
         assert fork.status_code == 201
         forked = fork.json()
