@@ -577,7 +577,10 @@ def import_thread(session: Session, store: BlobStore, owner_id: str, data: bytes
             quality=t.quality, model=t.model, background=t.background,
             mask_sha256=attachment_shas.get(t.mask) if t.mask else None,
             markup_sha256=attachment_shas.get(t.markup) if t.markup else None,
-            reference_sha256s=[attachment_shas[r] for r in t.references], usage=t.usage, output=t.output,
+            reference_sha256s=[attachment_shas[r] for r in t.references], usage=t.usage,
+            # never a vendor file's digest: the zip brings no such file, and an imported digest must not
+            # make this thread's credentials carry a file kept for someone else's thread
+            output={k: v for k, v in t.output.items() if k != "source_sha256"} if t.output else t.output,
             reply=t.reply, revised_prompt=t.revised_prompt, attempts=1 if t.started_at else 0,
             created_at=_aware(t.created_at), started_at=_aware(t.started_at), finished_at=_aware(t.finished_at)))
     for v in doc.versions:

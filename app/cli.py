@@ -109,6 +109,8 @@ def _gc(grace_seconds: float | None, dry_run: bool) -> int:
         f"{result.temp_files_removed} temporary files ({result.bytes_freed} bytes); "
         f"kept {result.kept_young} unreferenced files younger than {grace:g} s; "
         f"{result.referenced} images are in use"
+        + (f"; {verb} {result.sources_removed} vendors' original result files (.source) too, "
+           "counted in the bytes" if result.sources_removed else "")
     )
     for sha in result.missing:
         print(f"warning: the image {sha} is in use but its file is missing", file=sys.stderr)

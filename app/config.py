@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     #: SQLAlchemy URL; default ``sqlite:///<data_dir>/retouch.db``.
     #: PostgreSQL: ``postgresql+psycopg://user@host:5432/dbname``.
     database_url: str | None = None
-    #: Backend name (``local``, ``openai`` or ``openai-chat``); default ``openai`` when
+    #: Backend name (``local``, ``openai``, ``openai-chat`` or ``diffusers``); default ``openai`` when
     #: ``OPENAI_API_KEY`` is set, else ``local``.
     backend: str | None = None
     #: Secret that signs the owner cookie; default: generated once and kept in
@@ -58,6 +58,33 @@ class Settings(BaseSettings):
     #: "image_input": USD, "image_output": USD, "text_output": USD}}``, each
     #: per million tokens. Unset: tokens only, no cost (Retouch ships no prices).
     openai_prices: str | None = None
+    #: The ``diffusers`` backend's model: a local folder or a Hugging Face
+    #: model id (downloaded at first use). Unset: the backend is not offered.
+    diffusers_model: str | None = None
+    #: Which pipeline the model is: ``qwen-image-edit``, ``flux-kontext`` or
+    #: ``instruct-pix2pix``. Unset: read from the folder's ``model_index.json``.
+    diffusers_pipeline: str | None = None
+    #: ``auto`` (``cuda`` when torch sees a GPU, else ``mps``, else ``cpu``),
+    #: or a torch device such as ``cuda:1``.
+    diffusers_device: str = "auto"
+    #: ``auto`` (the pipeline's GPU dtype on CUDA, ``float32`` elsewhere),
+    #: ``bfloat16``, ``float16`` or ``float32``.
+    diffusers_dtype: str = "auto"
+    #: Denoising steps at quality ``medium``; unset = the pipeline's default.
+    diffusers_steps: int | None = Field(default=None, ge=1, le=500)
+    #: Guidance scale; unset = the pipeline's default.
+    diffusers_guidance: float | None = Field(default=None, ge=0)
+    #: Keep the models in CPU memory and move each to the GPU only while it
+    #: runs (``enable_model_cpu_offload``): less GPU memory, slower steps.
+    diffusers_cpu_offload: bool = False
+    #: Send a preview image every this many denoising steps; ``0`` = none.
+    diffusers_preview_every: int = Field(default=4, ge=0)
+    #: A tiny VAE (``AutoencoderTiny``, the TAESD family) folder or model id
+    #: that decodes the step previews; unset = the model's own VAE, small.
+    diffusers_preview_vae: str | None = None
+    #: Largest working size in pixels (width x height); unset = the
+    #: pipeline's default (1024x1024, or 512x512 for instruct-pix2pix).
+    diffusers_max_pixels: int | None = Field(default=None, ge=64)
     #: Seconds to wait for one OpenAI image request.
     openai_timeout: float = 180.0
     #: Resends of one turn's OpenAI request after a failure that made (and

@@ -8,6 +8,9 @@ or a request rejected after its uploads were stored can leave files under
 - ``<xx>/<sha256>.png`` images, ``<xx>/<sha256>.thumb.webp`` thumbnails and
   ``<xx>/<sha256>.w512.webp`` previews (counted as thumbnails) whose sha256 is not a version's ``sha256``, a turn's ``mask_sha256`` or
   ``markup_sha256``, or one of a turn's ``reference_sha256s``;
+- ``<xx>/<sha256>.source`` files (a vendor's original result with its C2PA
+  manifest, see ``BlobStore.put_source``) whose sha256 no turn's
+  ``output["source_sha256"]`` names;
 - ``<xx>/.tmp-*`` files a write left behind when the process died between
   creating the temporary file and renaming it into place.
 
@@ -29,12 +32,12 @@ from pathlib import Path
 from sqlalchemy import Engine, inspect, select
 
 from app.models import Turn, Version
-from app.storage import BlobStore
+from app.storage import SOURCE_SUFFIX, BlobStore
 
 #: Files younger than this many seconds (by mtime) are never deleted.
 DEFAULT_GRACE_SECONDS = 3600.0
 
-_BLOB = re.compile(r"^(?P<sha>[0-9a-f]{64})(?P<suffix>\.png|\.thumb\.webp|\.w\d{1,5}\.webp)$")
+_BLOB = re.compile(r"^(?P<sha>[0-9a-f]{64})(?P<suffix>\.png|\.thumb\.webp|\.w\d{1,5}\.webp|\.source)$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
 
@@ -47,7 +50,8 @@ class NotARetouchDatabase(RuntimeError):
 class GcResult:
     """What one collection did (or, with ``dry_run``, would do).
 
-    ``removed`` lists the deleted paths; the counts split them by kind and
+    ``removed`` lists the deleted paths; the counts split them by kind
+    (``sources_removed``: vendors' original ``.source`` files) and
     ``bytes_freed`` is their total size in bytes. ``referenced`` counts the
     distinct sha256 digests rows refer to, ``kept_young`` the unreferenced
     files spared because they are younger than the grace period, and
@@ -59,6 +63,7 @@ class GcResult:
     blobs_removed: int = 0
     thumbnails_removed: int = 0
     temp_files_removed: int = 0
+    sources_removed: int = 0
     bytes_freed: int = 0
     referenced: int = 0
     kept_young: int = 0
@@ -67,7 +72,7 @@ class GcResult:
 
     @property
     def files_removed(self) -> int:
-        return self.blobs_removed + self.thumbnails_removed + self.temp_files_removed
+        return self.blobs_removed + self.thumbnails_removed + self.temp_files_removed + self.sources_removed
 
 
 def referenced_digests(engine: Engine) -> set[str]:
@@ -94,6 +99,14 @@ def referenced_digests(engine: Engine) -> set[str]:
     return refs
 
 
+def referenced_sources(engine: Engine) -> set[str]:
+    """The sha256 of every vendor's original file a turn keeps
+    (``turns.output["source_sha256"]``, stored as ``<sha>.source``)."""
+    with engine.connect() as conn:
+        return {o["source_sha256"] for o in conn.scalars(select(Turn.output))
+                if isinstance(o, dict) and isinstance(o.get("source_sha256"), str)}
+
+
 def collect_garbage(
     engine: Engine,
     store: BlobStore,
@@ -115,8 +128,9 @@ def collect_garbage(
     if grace_seconds < 0:
         raise ValueError("grace_seconds must be 0 or more")
     refs = referenced_digests(engine)
+    sources = referenced_sources(engine)
     now = time.time() if now is None else now
-    result = GcResult(dry_run=dry_run, referenced=len(refs))
+    result = GcResult(dry_run=dry_run, referenced=len(refs | sources))
     root = Path(store.root)
     if not root.is_dir():
         return result
@@ -129,9 +143,16 @@ def collect_garbage(
                 kind = "temp"
             else:
                 m = _BLOB.match(name)
-                if m is None or m["sha"][:2] != shard.name or m["sha"] in refs:
+                if m is None or m["sha"][:2] != shard.name:
                     continue
-                kind = "blob" if m["suffix"] == ".png" else "thumbnail"
+                if m["suffix"] == SOURCE_SUFFIX:
+                    if m["sha"] in sources:
+                        continue
+                    kind = "source"
+                elif m["sha"] in refs:
+                    continue
+                else:
+                    kind = "blob" if m["suffix"] == ".png" else "thumbnail"
             try:
                 st = path.lstat()
             except FileNotFoundError:  # gone meanwhile (a temp file renamed into place)
@@ -152,6 +173,8 @@ def collect_garbage(
                 result.blobs_removed += 1
             elif kind == "thumbnail":
                 result.thumbnails_removed += 1
+            elif kind == "source":
+                result.sources_removed += 1
             else:
                 result.temp_files_removed += 1
     result.missing = sorted(sha for sha in refs if _SHA.match(sha) and not store.exists(sha))

@@ -52,9 +52,21 @@ Nothing here reaches the network: no time-stamp authority, no OCSP, no remote
 manifests (the c2pa ``Context`` turns ``verify.ocsp_fetch`` and
 ``verify.remote_manifest_fetch`` off).
 
-Not done: an OpenAI result's own C2PA manifest cannot be kept as an
-ingredient, because the backend hands the worker decoded pixels, not
-OpenAI's file (see README, "Content Credentials").
+A vendor's own manifest. When a backend's result file arrives with its own
+C2PA manifest (OpenAI signs its images), the worker keeps that file exactly
+as it came (``<sha>.source`` in the blob store; :func:`embedded_manifest_format`
+decides) and records its sha256 as ``turn.output["source_sha256"]``. The
+version's manifest then lists it as a ``componentOf`` ingredient ("Ingredient"
+assertion: the ingredient is a component of the current asset; there may be
+only one ``parentOf`` ingredient, which is the parent version's signed PNG,
+and a generation's ``c2pa.created`` has no parent), referenced by a
+``c2pa.placed`` action
+("Actions": an ingredient placed into the asset: all of it for a plain result,
+the selected region of a masked composite). c2pa copies the vendor's manifest
+into the version's manifest store and records its validation results in the
+ingredient (the vendor's claim is validated when Retouch signs, so those
+versions are signed with ingredient validation on), and every later version
+carries it along through its ``parentOf`` chain.
 """
 from __future__ import annotations
 
@@ -66,6 +78,7 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 from collections import OrderedDict
@@ -79,6 +92,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from app.models import Thread, Version
+from app.storage import SOURCE_SUFFIX
 
 log = logging.getLogger("retouch")
 
@@ -97,6 +111,7 @@ AI_SOURCE_TYPES = {GENERATED, COMPOSITE, IPTC + "compositeSynthetic",
 #: "in the style").
 NON_GENERATIVE_BACKENDS = {"local"}
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 CA_FILE, CHAIN_FILE, KEY_FILE = "c2pa-ca.pem", "c2pa-signer.pem", "c2pa-signer.key"
 CACHE_DIR = "c2pa-cache"
 #: Bumped when the manifest layout changes, so cached files are signed again.
@@ -221,9 +236,11 @@ def _write_once(path: Path, data: bytes) -> None:
         os.unlink(tmp)
 
 
-def generate_instance_certificate(common_name: str = "Retouch instance") -> tuple[bytes, bytes, bytes]:
+def generate_instance_certificate(common_name: str = "Retouch instance",
+                                  organization: str = "Retouch (self-hosted)") -> tuple[bytes, bytes, bytes]:
     """A new self-signed CA and an ES256 signing certificate it issues, both
-    valid ``CERT_DAYS`` days. Returns (CA PEM, chain PEM = signing
+    valid ``CERT_DAYS`` days, named ``common_name`` + " CA" / " signer" of
+    ``organization``. Returns (CA PEM, chain PEM = signing
     certificate then CA, signing key PEM, PKCS#8). The signing certificate
     has what C2PA requires of one (spec, "Certificate profile"; c2pa-rs
     checks it when signing, ``valid_eku_oids.cfg``):
@@ -234,7 +251,7 @@ def generate_instance_certificate(common_name: str = "Retouch instance") -> tupl
     start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=CERT_DAYS)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} CA"),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Retouch (self-hosted)")])
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
     usage = dict(content_commitment=False, key_encipherment=False, data_encipherment=False, key_agreement=False,
                  encipher_only=False, decipher_only=False)
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
@@ -246,7 +263,7 @@ def generate_instance_certificate(common_name: str = "Retouch instance") -> tupl
           .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{common_name} signer"),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Retouch (self-hosted)")])
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(ca_name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -271,18 +288,24 @@ def _context() -> c2pa.Context:
     }))
 
 
-def _signing_context() -> c2pa.Context:
+def _signing_context(*, validate_ingredients: bool = False) -> c2pa.Context:
     """A c2pa Context for signing: no network, no thumbnails of its own
     (Retouch hands it the WebP thumbnails it already stores, which saves
     decoding two full-size PNGs per signing), and no validation of the
     parent's manifests when it is added, nor of the result after signing:
     Retouch signed the parent itself, and readers validate the whole chain
     anyway. Measured on a 50-version chain of 1024x1024 photos: about 3x
-    faster, and the time no longer grows with the depth of the chain."""
+    faster, and the time no longer grows with the depth of the chain.
+
+    With ``validate_ingredients`` (a version with a vendor's manifest, which
+    Retouch did not sign) ingredients are validated as they are added, so
+    the vendor ingredient records its validation results (C2PA spec,
+    "Ingredient": ``validationResults``); the parent chain is then validated
+    too, once per such version."""
     return c2pa.Context(settings=c2pa.Settings.from_dict({
         "builder": {"thumbnail": {"enabled": False}},
         "verify": {"ocsp_fetch": False, "remote_manifest_fetch": False, "verify_after_sign": False,
-                   "verify_after_reading": False},
+                   "verify_after_reading": validate_ingredients},
     }))
 
 
@@ -320,12 +343,16 @@ class Provenance:
         parent_key, parent_path = None, None
         for version in chain:
             definition, inputs = self.manifest_for(thread, version)
+            vendor = vendor_source(thread, version)
+            if vendor is not None and not store.path(vendor[0], SOURCE_SUFFIX).is_file():
+                vendor = None  # collected or lost: sign without it rather than fail the download
             key = hashlib.sha256(json.dumps({
                 "layout": MANIFEST_LAYOUT, "blob": version.sha256, "manifest": definition, "inputs": inputs,
-                "parent": parent_key, "signer": self.identity.fingerprint}, sort_keys=True).encode()).hexdigest()
+                "parent": parent_key, "signer": self.identity.fingerprint,
+                **({"vendor_source": vendor[0]} if vendor else {})}, sort_keys=True).encode()).hexdigest()
             path = self.cache_root / key[:2] / f"{key}.png"
             if not path.is_file():
-                self._sign(store, version, definition, inputs, parent_path, path)
+                self._sign(store, version, definition, inputs, parent_path, path, vendor=vendor)
             signed.append((key, path))
             parent_key, parent_path = key, path
         return signed
@@ -383,10 +410,26 @@ class Provenance:
         }
         return definition, inputs
 
-    def _sign(self, store, version: Version, definition: dict, inputs, parent_path: Path | None, target: Path) -> None:
+    def _sign(self, store, version: Version, definition: dict, inputs, parent_path: Path | None, target: Path,
+              *, vendor: tuple[str, str] | None = None) -> None:
         blob = store.read(version.sha256)
         definition = {**definition, "thumbnail": {"format": "image/webp", "identifier": "thumbnail.webp"}}
-        builder = c2pa.Builder(definition, _signing_context())
+        vendor_data = vendor_format = None
+        if vendor is not None:
+            try:
+                vendor_data = store.read_source(vendor[0])
+            except FileNotFoundError:  # collected since it was looked for
+                vendor_data = b""
+            vendor_format = embedded_manifest_format(vendor_data)
+            if vendor_format is None:  # never stored so, or gone: no claim to keep
+                vendor_data = None
+            else:
+                actions = [*definition["assertions"][0]["data"]["actions"],
+                           {"action": "c2pa.placed", "softwareAgent": {"name": "Retouch", "version": retouch_version()},
+                            "parameters": {"ingredientIds": ["vendor"]}}]
+                definition = {**definition, "assertions": [
+                    {"label": "c2pa.actions.v2", "data": {"actions": actions}}, *definition["assertions"][1:]]}
+        builder = c2pa.Builder(definition, _signing_context(validate_ingredients=vendor_data is not None))
         builder.add_resource("thumbnail.webp", io.BytesIO(_thumbnail(store, version.sha256, blob)))
 
         names = iter(range(1, 1000))
@@ -411,6 +454,18 @@ class Provenance:
             except FileNotFoundError:
                 continue
             ingredient({"title": title, "relationship": "inputTo"}, sha, io.BytesIO(data))
+        if vendor_data is not None:
+            from PIL import Image
+
+            from app.imaging import encode_thumbnail
+
+            with Image.open(io.BytesIO(vendor_data)) as im:
+                builder.add_resource("vendor.webp", io.BytesIO(encode_thumbnail(im)))
+            ext = vendor_format.rsplit("/", 1)[-1].replace("jpeg", "jpg")
+            builder.add_ingredient({"title": f"result of the {vendor[1]} backend, as the vendor sent it.{ext}",
+                                    "relationship": "componentOf", "label": "vendor",
+                                    "thumbnail": {"format": "image/webp", "identifier": "vendor.webp"}},
+                                   vendor_format, io.BytesIO(vendor_data))
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(self.identity.alg, self.identity.chain_pem,
                                                            self.identity.key_pem, None))
         out = io.BytesIO()
@@ -480,6 +535,62 @@ def source_type(turn, *, edit: bool) -> str | None:
     return COMPOSITE if edit else GENERATED
 
 
+def vendor_source(thread: Thread, version: Version) -> tuple[str, str] | None:
+    """(sha256, backend) of the vendor's original result file the worker
+    kept for ``version`` (``turn.output["source_sha256"]``, a file with its
+    own C2PA manifest), or None."""
+    turn = next((t for t in thread.turns if t.id == version.turn_id), None) if version.turn_id else None
+    sha = (turn.output or {}).get("source_sha256") if turn is not None and isinstance(turn.output, dict) else None
+    if not isinstance(sha, str) or not _SHA256.match(sha):
+        return None
+    return sha, turn.backend or "vendor"
+
+
+def embedded_manifest_format(data: bytes) -> str | None:
+    """The MIME type of ``data`` when it is a PNG, JPEG or WebP file with an
+    embedded C2PA manifest store, else None. Looks only where the C2PA spec
+    puts one (Technical Specification 2.x, 11.3 "Embedding manifests into
+    various file formats"): a PNG ``caBX`` chunk; JPEG ``APP11`` segments
+    holding JUMBF (JPEG XT, ISO 19566-5) whose description box is labelled
+    ``c2pa``; a ``C2PA`` chunk of a RIFF (WebP) file. Reads the chunk and
+    segment headers only, not the pixels, and validates nothing (c2pa does
+    that when the file becomes an ingredient)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        pos = 8
+        while pos + 8 <= len(data):
+            length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+            if kind == b"caBX":
+                return "image/png"
+            if kind == b"IEND":
+                break
+            pos += 12 + length
+        return None
+    if data[:2] == b"\xff\xd8":
+        pos = 2
+        while pos + 4 <= len(data) and data[pos] == 0xFF:
+            marker = data[pos + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                pos += 1 if marker == 0xFF else 2
+                continue
+            if marker in (0xDA, 0xD9):  # start of scan / end: metadata segments come before
+                break
+            length = int.from_bytes(data[pos + 2:pos + 4], "big")
+            payload = data[pos + 4:pos + 2 + length]
+            if marker == 0xEB and payload[:2] == b"JP" and b"jumb" in payload[:24] and b"c2pa" in payload[:96]:
+                return "image/jpeg"
+            pos += 2 + length
+        return None
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        pos = 12
+        while pos + 8 <= len(data):
+            kind, length = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+            if kind == b"C2PA":
+                return "image/webp"
+            pos += 8 + length + (length & 1)
+        return None
+    return None
+
+
 def _thumbnail(store, sha: str, blob: bytes | None = None) -> bytes:
     """The stored WebP thumbnail of blob ``sha``, made from the PNG when
     the blob was stored without one."""
@@ -528,7 +639,8 @@ def read_credentials(data: bytes, *, max_steps: int = PANEL_STEPS) -> dict:
          "failures": [codes other than signingCredential.untrusted],
          "untrusted": bool, "signer": str, "issuer": str, "signed_at": str|None,
          "ai": bool, "steps": [{"title", "actions": [...], "source_type",
-         "ai", "backend", "model", "description", "thumbnail": data URI|None}],
+         "ai", "backend", "model", "description", "thumbnail": data URI|None,
+         "vendor_claims": [{"generator", "signer", "issuer", "failures"}]}],
          "more_steps": int}
 
     ``steps`` run from this file back along the ``parentOf`` ingredients,
@@ -557,7 +669,7 @@ def read_credentials(data: bytes, *, max_steps: int = PANEL_STEPS) -> dict:
             manifest = manifests[label]
             count += 1
             if len(steps) < max_steps:
-                steps.append(_step(reader, manifest))
+                steps.append(_step(reader, manifest, manifests))
             parent = next((i for i in manifest.get("ingredients", []) if i.get("relationship") == "parentOf"), None)
             label = parent.get("active_manifest") if parent else None
     return {
@@ -569,7 +681,7 @@ def read_credentials(data: bytes, *, max_steps: int = PANEL_STEPS) -> dict:
     }
 
 
-def _step(reader: c2pa.Reader, manifest: dict) -> dict:
+def _step(reader: c2pa.Reader, manifest: dict, manifests: dict | None = None) -> dict:
     actions = []
     for assertion in manifest.get("assertions", []):
         if assertion.get("label", "").startswith("c2pa.actions"):
@@ -599,7 +711,30 @@ def _step(reader: c2pa.Reader, manifest: dict) -> dict:
         "thumbnail": thumb,
         "software": ", ".join(f"{a.get('name', '')} {a.get('version', '')}".strip()
                               for a in [main.get("softwareAgent")] if isinstance(a, dict)),
+        "vendor_claims": _vendor_claims(manifest, manifests or {}),
     }
+
+
+def _vendor_claims(manifest: dict, manifests: dict) -> list[dict]:
+    """The manifests of ``manifest``'s ``componentOf`` ingredients (a
+    vendor's own credentials, e.g. OpenAI's): for each, ``generator`` (its
+    claim generator), ``signer`` and ``issuer`` (its certificate's names)
+    and ``failures`` (the validation failures recorded in the ingredient
+    when Retouch signed, other than ``signingCredential.untrusted``)."""
+    claims = []
+    for ingredient in manifest.get("ingredients", []):
+        vendor = manifests.get(ingredient.get("active_manifest") or "")
+        if ingredient.get("relationship") != "componentOf" or not vendor:
+            continue
+        sig = vendor.get("signature_info") or {}
+        recorded = ((ingredient.get("validation_results") or {}).get("activeManifest") or {}).get("failure", [])
+        claims.append({
+            "generator": ", ".join(g.get("name", "") for g in vendor.get("claim_generator_info") or []
+                                   if isinstance(g, dict)) or vendor.get("claim_generator", ""),
+            "signer": sig.get("common_name") or "", "issuer": sig.get("issuer") or "",
+            "failures": [f.get("code", "") for f in recorded if f.get("code") != "signingCredential.untrusted"],
+        })
+    return claims
 
 
 _INSTANCES: dict[tuple, Provenance] = {}

@@ -14,11 +14,14 @@ import tempfile
 from pathlib import Path
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+#: Suffix of a vendor's original result file (:meth:`BlobStore.put_source`).
+SOURCE_SUFFIX = ".source"
 
 
 class BlobStore:
     """Blobs under ``root``: ``<root>/<sha[:2]>/<sha>.png`` and its thumbnail
-    ``<sha>.thumb.webp``."""
+    ``<sha>.thumb.webp``; a vendor's original result file carrying a C2PA
+    manifest is ``<sha>.source`` (see :meth:`put_source`)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -49,6 +52,20 @@ class BlobStore:
         """Store ``data`` at ``path``, a derived file of a blob (a preview)
         from :meth:`path` with another suffix; written atomically."""
         self._write(path, data)
+
+    def put_source(self, data: bytes) -> str:
+        """Store a vendor's original result file (PNG, JPEG or WebP, exactly
+        as the vendor sent it, with its C2PA manifest) under the suffix
+        :data:`SOURCE_SUFFIX`, which is not ``.png``, so nothing takes it
+        for a version PNG. Returns its sha256 hex digest (of ``data``)."""
+        sha = hashlib.sha256(data).hexdigest()
+        self._write(self.path(sha, SOURCE_SUFFIX), data)
+        return sha
+
+    def read_source(self, sha256: str) -> bytes:
+        """The bytes of a file :meth:`put_source` stored. Raises
+        FileNotFoundError if it is missing."""
+        return self.path(sha256, SOURCE_SUFFIX).read_bytes()
 
     def read(self, sha256: str) -> bytes:
         """The blob's bytes. Raises FileNotFoundError if it is missing."""

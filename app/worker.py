@@ -8,9 +8,10 @@ different threads run side by side. All database, image and backend work runs
 in worker threads (``anyio.to_thread``), off the event loop.
 
 A turn's base is the thread's head when the turn starts. The result image is
-written to the blob store first (atomically); then one transaction adds the
-version and finishes the turn. A crash in between leaves at most an
-unreferenced blob, never a version without its image.
+written to the blob store first (atomically), and beside it, when the vendor's
+file carries a C2PA manifest, that file as it came (``<sha>.source``); then
+one transaction adds the version and finishes the turn. A crash in between
+leaves at most an unreferenced blob, never a version without its image.
 
 At start-up, turns a crash left ``running`` are queued again; a turn
 interrupted for the second time fails with the error "interrupted".
@@ -317,13 +318,36 @@ class TurnWorker:
             log.exception("could not store the result of turn %s", turn_id)
             self._finish(turn_id, "failed", error="The result could not be saved (storage error). You can try again.")
             return
+        source_sha = self._keep_source(turn_id, result.source)
         with self.sessions() as session:
             turn = session.scalar(select(Turn).where(Turn.id == turn_id))
             add_version(session, turn.thread, sha256=sha, width=width, height=height,
                         parent=turn.base_version, turn=turn)
             turn.status = "succeeded"
             self._record_reply(turn, result, chain, attempts, image_sha=None if request.mask is not None else sha)
+            if source_sha is not None:
+                turn.output = {**(turn.output or {}), "source_sha256": source_sha}
             session.commit()
+
+    def _keep_source(self, turn_id: str, source: bytes | None) -> str | None:
+        """Store the vendor's original result file (``EditResult.source``)
+        when it carries an embedded C2PA manifest
+        (:func:`app.provenance.embedded_manifest_format`), so the version's
+        Content Credentials can keep the vendor's claim as an ingredient.
+        Returns its sha256 (recorded as ``turn.output["source_sha256"]``),
+        or None: no file, no manifest, or it could not be stored (logged;
+        the turn still succeeds, only without the vendor's claim)."""
+        if not source:
+            return None
+        from app.provenance import embedded_manifest_format
+
+        try:
+            if embedded_manifest_format(source) is None:
+                return None
+            return self.store.put_source(source)
+        except Exception:
+            log.exception("could not keep the vendor's original file of turn %s", turn_id)
+            return None
 
     @staticmethod
     def _record_reply(turn: Turn, result, chain: _Chain, attempts: int, *, image_sha: str | None) -> None:

@@ -176,7 +176,7 @@ from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.backends import openai_models as catalogue
-from tests import fake_responses
+from tests import fake_c2pa, fake_responses
 
 BEHAVIOURS = (
     "429",
@@ -444,6 +444,11 @@ class FakeOpenAI:
     - ``retry_after``: ``Retry-After`` header value sent with ``"429"``.
     - ``moderation_categories``: None, or the categories ``"moderation_blocked"``
       names (message and ``error.moderation_categories``).
+    - ``c2pa``: sign every final image (Images API and Responses API; not
+      partial images) with a C2PA manifest, as OpenAI does, using a test
+      certificate (``tests/fake_c2pa.py``); default off. Still the requested
+      ``output_format`` with the same pixels. Setting the attribute later
+      changes it.
 
     :attr:`base_url` ends in ``/v1``; :attr:`requests` lists what arrived.
     """
@@ -458,6 +463,7 @@ class FakeOpenAI:
         partial_colors: list[tuple[int, int, int]] | None = None,
         event_delay: float = 0.0,
         moderation_categories: list[str] | None = None,
+        c2pa: bool = False,
     ) -> None:
         self.image_size = image_size
         self.color = color
@@ -469,11 +475,21 @@ class FakeOpenAI:
         self.requests: list[RecordedRequest] = []
         #: The Responses API's queued outcomes and stored responses (``tests/fake_responses.py``).
         self.responses = fake_responses.ResponsesFake()
+        self.c2pa = c2pa
         self._queue: deque[str] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def c2pa(self) -> bool:
+        """Whether final images carry a signed C2PA manifest (both APIs)."""
+        return self.responses.c2pa
+
+    @c2pa.setter
+    def c2pa(self, value: bool) -> None:
+        self.responses.c2pa = bool(value)
 
     # ----------------------------------------------------------- lifecycle
 
@@ -550,6 +566,13 @@ class FakeOpenAI:
 
     # --------------------------------------------------------------- images
 
+    def final(self, size: tuple[int, int] | None = None, *, output_format: str = "png",
+              transparent: bool = False, model: str = "gpt-image-1") -> bytes:
+        """A final image as returned: :meth:`render`, signed with a C2PA
+        manifest when :attr:`c2pa` is on (``tests/fake_c2pa.py``)."""
+        data = self.render(size, output_format=output_format, transparent=transparent)
+        return fake_c2pa.sign(data, output_format, model=model) if self.c2pa else data
+
     def png(self, size: tuple[int, int] | None = None) -> bytes:
         """A solid :attr:`color` PNG of ``size`` (default :attr:`image_size`)."""
         return self.render(size)
@@ -588,20 +611,7 @@ def _article(kind: str) -> str:
             "file": "a file", "files": "a file", "enum": "a string"}[kind]
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+_json_type = fake_responses.json_kind
 
 
 def _supported(values: tuple) -> str:
@@ -1086,8 +1096,9 @@ def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 
         def _success(self, rec: RecordedRequest, call: _Call) -> None:
             eff = _effective(fake, call)
-            b64 = base64.b64encode(fake.render(eff["size_px"], output_format=eff["output_format"],
-                                               transparent=eff["background"] == "transparent")).decode()
+            b64 = base64.b64encode(fake.final(eff["size_px"], output_format=eff["output_format"],
+                                              transparent=eff["background"] == "transparent",
+                                              model=str(call.params.get("model")))).decode()
             payload: dict[str, Any] = {
                 "created": int(time.time()),
                 "background": eff["background"],
@@ -1138,8 +1149,9 @@ def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                         return
                 if partials == 0 and self._broke_off(rec):
                     return
-                final = base64.b64encode(fake.render(eff["size_px"], output_format=eff["output_format"],
-                                                     transparent=transparent)).decode()
+                final = base64.b64encode(fake.final(eff["size_px"], output_format=eff["output_format"],
+                                                    transparent=transparent,
+                                                    model=str(call.params.get("model")))).decode()
                 usage_keys = completed_cls.model_fields["usage"].annotation.model_fields
                 usage = {k: v for k, v in _usage(call, eff).items() if k in usage_keys}
                 for _ in range(eff["n"]):

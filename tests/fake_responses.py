@@ -71,6 +71,7 @@ from pydantic import TypeAdapter
 
 from app.backends import openai_models as catalogue
 from app.backends.openai_chat import chat_model_problem
+from tests import fake_c2pa
 
 DEFAULT_REPLY = "Here is the image."
 #: Made-up token counts: chat input tokens per word and per input image,
@@ -143,7 +144,8 @@ def _required_keys(td: type) -> set[str]:
     return keys
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """A JSON value's type with its article, as the API's messages say it ("an integer")."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -205,7 +207,7 @@ def check_type(tp: Any, value: Any, path: str) -> None:
             first = first or exc
     if first is not None:
         raise first
-    raise _bad(f"Invalid type for '{path}': got {_json_kind(value)}.", path, "invalid_type")
+    raise _bad(f"Invalid type for '{path}': got {json_kind(value)}.", path, "invalid_type")
 
 
 def _same_kind(tp: Any, value: Any) -> bool:
@@ -228,7 +230,7 @@ def _check_one(tp: Any, value: Any, path: str) -> None:
         return
     if te.is_typeddict(tp):
         if not isinstance(value, dict):
-            raise _bad(f"Invalid type for '{path}': expected an object, but got {_json_kind(value)} instead.",
+            raise _bad(f"Invalid type for '{path}': expected an object, but got {json_kind(value)} instead.",
                        path, "invalid_type")
         hints = _hints(tp)
         for key in value:
@@ -243,7 +245,7 @@ def _check_one(tp: Any, value: Any, path: str) -> None:
         return
     if origin in (list, collections.abc.Iterable, collections.abc.Sequence, typing.List):
         if not isinstance(value, list):
-            raise _bad(f"Invalid type for '{path}': expected an array, but got {_json_kind(value)} instead.",
+            raise _bad(f"Invalid type for '{path}': expected an array, but got {json_kind(value)} instead.",
                        path, "invalid_type")
         (item_tp,) = te.get_args(tp) or (Any,)
         for i, item in enumerate(value):
@@ -251,7 +253,7 @@ def _check_one(tp: Any, value: Any, path: str) -> None:
         return
     if origin in (dict, collections.abc.Mapping):
         if not isinstance(value, dict):
-            raise _bad(f"Invalid type for '{path}': expected an object, but got {_json_kind(value)} instead.",
+            raise _bad(f"Invalid type for '{path}': expected an object, but got {json_kind(value)} instead.",
                        path, "invalid_type")
         args = te.get_args(tp)
         for k, item in value.items():
@@ -265,7 +267,7 @@ def _check_one(tp: Any, value: Any, path: str) -> None:
               float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
               bool: lambda v: isinstance(v, bool)}[tp](value)
         if not ok:
-            raise _bad(f"Invalid type for '{path}': expected {simple[tp]}, but got {_json_kind(value)} instead.",
+            raise _bad(f"Invalid type for '{path}': expected {simple[tp]}, but got {json_kind(value)} instead.",
                        path, "invalid_type")
         return
     raise AssertionError(f"fake_responses: cannot check the SDK type {tp!r} at {path}")
@@ -321,6 +323,9 @@ class ResponsesFake:
 
     color: tuple[int, int, int] = (30, 120, 200)
     image_size: tuple[int, int] = (1024, 1024)
+    #: Sign final images with a C2PA manifest (``tests/fake_c2pa.py``), as
+    #: OpenAI does; ``FakeOpenAI(c2pa=True)`` turns it on.
+    c2pa: bool = False
     store: dict[str, StoredResponse] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     _queue: list[Outcome] = field(default_factory=list)
@@ -519,6 +524,8 @@ def answer(fake: ResponsesFake, call: _Call) -> tuple[dict, list[dict]]:
                                "size": f"{size_px[0]}x{size_px[1]}", "quality": quality,
                                "background": background, "output_format": "png"})
             image_png = fake.render(size_px)
+            if fake.c2pa:
+                image_png = fake_c2pa.sign(image_png, "png", model=str(tool.get("model") or "gpt-image-1"))
             events.append({"type": "response.image_generation_call.completed", "item_id": iid, "output_index": index})
             words = len(_prompt_text(body).split())
             prompt = outcome.revised_prompt or f"An image: {_prompt_text(body)[:200]}"

@@ -91,6 +91,7 @@ def test_a_branched_conversation(ui, photo, fake):
 
     # Branch: continue from version 2, then edit; the new turn continues version 2's response.
     version_figure(page, 2).get_by_role("button", name="Continue from here").click()
+    expect(page.locator("section#conversation li.turn-revert")).to_have_count(1)
     busy_false(page)
     fake.responses.enqueue("Snow on the pink-sky version.")
     submit(page, "make it winter")

@@ -47,7 +47,7 @@ def fake(_server):
     """One server for the module (fast), reset to the defaults for each test."""
     defaults = FakeOpenAI(image_size=SMALL)
     for name in ("image_size", "color", "slow_seconds", "retry_after", "partial_colors", "event_delay",
-                 "moderation_categories"):
+                 "moderation_categories", "c2pa"):
         setattr(_server, name, getattr(defaults, name))
     _server.reset()
     return _server
@@ -378,6 +378,46 @@ def test_output_format(client, fmt, pil_format):
     result = generate(client, output_format=fmt)
     assert result.output_format == fmt
     assert decode(result.data[0].b64_json).format == pil_format
+
+
+def c2pa_manifest(data: bytes, mime: str) -> dict | None:
+    """The active manifest of ``data`` read with c2pa-python's Reader, or None."""
+    import json
+
+    import c2pa
+
+    reader = c2pa.Reader.try_create(mime, io.BytesIO(data))
+    if reader is None:
+        return None
+    with reader:
+        assert reader.get_validation_state() in ("Valid", "Trusted")
+        store = json.loads(reader.json())
+    return store["manifests"][store["active_manifest"]]
+
+
+@pytest.mark.parametrize(("fmt", "pil_format"), [("webp", "WEBP"), ("jpeg", "JPEG"), ("png", "PNG")])
+def test_c2pa_signs_final_images_as_openai_does(fake, client, fmt, pil_format):
+    from tests import fake_c2pa
+
+    plain = base64.b64decode(generate(client, output_format=fmt).data[0].b64_json)
+    assert c2pa_manifest(plain, f"image/{fmt}") is None  # off by default
+    fake.c2pa = True
+    result = generate(client, output_format=fmt)
+    signed = base64.b64decode(result.data[0].b64_json)
+    manifest = c2pa_manifest(signed, f"image/{fmt}")
+    assert manifest["claim_generator_info"][0]["name"] == fake_c2pa.CLAIM_GENERATOR
+    assert manifest["signature_info"]["common_name"] == fake_c2pa.SIGNER_NAME
+    # still the image the API returns: the requested format, the same pixels
+    img = decode(result.data[0].b64_json)
+    assert img.format == pil_format and img.size == SMALL and img.tobytes() == decode(
+        base64.b64encode(plain).decode()).tobytes()
+
+
+def test_c2pa_signs_the_completed_event_not_the_partials(fake, client):
+    fake.c2pa = True
+    events = list(edit(client, stream=True, partial_images=1))
+    assert c2pa_manifest(base64.b64decode(events[0].b64_json), "image/png") is None
+    assert c2pa_manifest(base64.b64decode(events[-1].b64_json), "image/png") is not None
 
 
 # ------------------------------------------------------------------ streaming

@@ -132,3 +132,28 @@ def test_a_text_only_answer_is_stated_by_the_test(fake):
     response = client.responses.create(**_body())
     assert [item.type for item in response.output] == ["message"]
     assert response.output_text == "Which of the two dogs?"
+
+
+def test_c2pa_signs_the_image_tool_result(fake):
+    import json
+
+    import c2pa
+
+    from tests import fake_c2pa
+
+    client = openai.OpenAI(api_key="sk-test", base_url=fake.base_url, max_retries=0)
+    fake.c2pa = True
+    try:
+        events = list(client.responses.create(**_body(stream=True, tools=_tool(partial_images=1))))
+    finally:
+        fake.c2pa = False
+    partial = next(e for e in events if e.type == "response.image_generation_call.partial_image")
+    assert c2pa.Reader.try_create("image/png", io.BytesIO(base64.b64decode(partial.partial_image_b64))) is None
+    item = next(e for e in events if e.type == "response.output_item.done").item
+    data = base64.b64decode(item.result)
+    assert Image.open(io.BytesIO(data)).format == "PNG" and item.output_format == "png"
+    with c2pa.Reader("image/png", io.BytesIO(data)) as reader:
+        store = json.loads(reader.json())
+    manifest = store["manifests"][store["active_manifest"]]
+    assert manifest["claim_generator_info"][0]["name"] == fake_c2pa.CLAIM_GENERATOR
+    assert manifest["signature_info"]["common_name"] == fake_c2pa.SIGNER_NAME

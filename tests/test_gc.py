@@ -229,3 +229,48 @@ def test_a_markup_drawing_counts_as_used(settings, app_client, fake_backend):
     served = app_client.get(f"/api/v1/threads/{thread['id']}/turns/{turn_id}/attachments/markup").content
     assert hashlib.sha256(served).hexdigest() in refs
     assert len(refs) == 3  # the photo, the result and the drawing
+
+
+def test_a_vendor_source_file_is_kept_while_a_turn_names_it(settings, app_client, fake_backend, monkeypatch):
+    """The worker keeps a result file that came with a C2PA manifest as
+    ``<sha>.source`` (turn ``output["source_sha256"]``); gc keeps it while a
+    turn names it, whatever its age, and collects ``.source`` files no turn
+    names once they are older than the grace period."""
+    from tests import fake_c2pa
+
+    plain_run = fake_backend.run
+
+    def signed_run(request):
+        result = plain_run(request)
+        buf = io.BytesIO()
+        result.image.save(buf, "PNG")
+        result.source = fake_c2pa.sign(buf.getvalue())  # as OpenAI sends it: the file with its manifest
+        return result
+
+    monkeypatch.setattr(fake_backend, "run", signed_run)
+    thread = app_client.post("/api/v1/threads", files={"image": ("p.png", png_bytes(), "image/png")}).json()
+    r = app_client.post(f"/api/v1/threads/{thread['id']}/turns", data={"instruction": "invert it"})
+    thread = wait_for_thread(app_client, thread["id"])
+    kept = next(t for t in thread["turns"] if t["id"] == r.json()["id"])["output"]["source_sha256"]
+    store = BlobStore(settings.blob_dir)
+    source = store.path(kept, ".source")
+    assert source.is_file() and not store.path(kept).exists()  # never a version PNG's name
+    orphan_sha = hashlib.sha256(b"a vendor file no turn names").hexdigest()
+    orphan, young = store.path(orphan_sha, ".source"), store.path(hashlib.sha256(b"young").hexdigest(), ".source")
+    # named by a version's digest, but only a turn's source_sha256 keeps a .source file
+    misnamed = store.path(thread["versions"][0]["sha256"], ".source")
+    for path in (orphan, young, misnamed):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 10)
+    for path in all_files(store) - {young}:
+        age(path, 10 * HOUR)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        result = collect_garbage(engine, store)
+    finally:
+        engine.dispose()
+    assert sorted(result.removed) == sorted([orphan, misnamed])
+    assert result.sources_removed == 2 and result.blobs_removed == 0 and result.files_removed == 2
+    assert result.missing == [] and result.kept_young == 1 and source.is_file() and young.is_file()
+    download = app_client.get(f"/api/v1/threads/{thread['id']}/versions/2/image?download=1")
+    assert download.status_code == 200 and fake_c2pa.CLAIM_GENERATOR.encode() in download.content

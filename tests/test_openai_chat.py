@@ -13,6 +13,7 @@ from app.backends import register_backend, unregister_backend
 from app.backends.openai_chat import OpenAIChatBackend
 from app.main import create_app
 from tests.conftest import make_settings, png_bytes, wait_for_turn
+from tests.test_openai_turns import check_openai_claim, downloaded_credentials, sources_on_disk
 
 CHAT = "chat-test"
 
@@ -117,6 +118,22 @@ def test_a_stored_response_that_is_gone_falls_back_once_to_a_fresh_chain(client,
     assert "make it blue" in sent[1].json["input"][0]["content"][0]["text"]
     assert second["status"] == "succeeded" and second["context"] == "restarted"
     assert "no longer had the earlier conversation" in second["message"]
+
+
+def test_openai_manifest_of_the_image_tool_result_is_kept_as_an_ingredient(client, fake_openai, tmp_path):
+    fake_openai.c2pa = True
+    tid = upload(client, (32, 32))
+    t1 = turn(client, tid, "make the sky pink")
+    assert t1["status"] == "succeeded" and t1["output"]["source_sha256"]
+    [path] = sources_on_disk(tmp_path)
+    assert path.name == f"{t1['output']['source_sha256']}.source" and b"caBX" in path.read_bytes()
+    store, reader = downloaded_credentials(client, tid, 2)
+    active = check_openai_claim(store, reader)
+    assert next(i for i in active["ingredients"] if i["relationship"] == "parentOf")["title"] == \
+        "Retouch version 1.png"
+    fake_openai.responses.enqueue("What colour should the moon be?", image=False)
+    asked = turn(client, tid, "add a moon")  # words only: no version, nothing more kept
+    assert asked["status"] == "answered" and len(sources_on_disk(tmp_path)) == 1
 
 
 def test_words_only_is_an_answer_not_a_failure(client, fake_openai):

@@ -236,3 +236,58 @@ def test_a_certificate_c2pa_refuses_stops_the_start(tmp_path):
                         c2pa_cert=str(tmp_path / "c.pem"), c2pa_key=str(tmp_path / "k.pem"))
     with pytest.raises(provenance.CredentialsError, match="c2pa cannot sign"):
         create_app(settings)
+
+
+@pytest.mark.parametrize(("fmt", "pil_format"), [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WEBP")])
+def test_embedded_manifest_format_finds_a_manifest_where_the_spec_puts_it(fmt, pil_format):
+    from tests import fake_c2pa
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 12), (1, 2, 3)).save(buf, pil_format)
+    assert provenance.embedded_manifest_format(buf.getvalue()) is None
+    assert provenance.embedded_manifest_format(fake_c2pa.sign(buf.getvalue(), fmt)) == f"image/{fmt}"
+    assert provenance.embedded_manifest_format(b"caBX but not an image") is None
+
+
+def test_a_vendor_file_that_is_gone_is_left_out_not_fatal(client, fake_backend, monkeypatch, settings):
+    """The worker keeps a result file that came with a C2PA manifest; when
+    that file is gone (deleted by hand), the version is still signed, just
+    without the vendor's claim."""
+    from app.storage import BlobStore
+    from tests import fake_c2pa
+
+    plain_run = fake_backend.run
+
+    def signed_run(request):
+        result = plain_run(request)
+        buf = io.BytesIO()
+        result.image.save(buf, "PNG")
+        result.source = fake_c2pa.sign(buf.getvalue())
+        return result
+
+    monkeypatch.setattr(fake_backend, "run", signed_run)
+    thread = create_from_photo(client, png_bytes((40, 30)))
+    send(client, thread["id"], "invert")
+    send(client, thread["id"], "invert again")
+    thread = wait_for_thread(client, thread["id"])
+    turns = [t for t in thread["turns"] if t["kind"] == "edit"]
+    assert len({t["output"]["source_sha256"] for t in turns}) == 2
+    BlobStore(settings.blob_dir).path(turns[0]["output"]["source_sha256"], ".source").unlink()
+    store, reader = read(download(client, thread["id"], 3))
+    assert reader.get_validation_state() in ("Valid", "Trusted")
+    vendors = [m for m in store["manifests"].values()
+               if m["claim_generator_info"][0]["name"] == fake_c2pa.CLAIM_GENERATOR]
+    assert len(vendors) == 1  # v3's vendor file; v2's is gone, and v2 was signed without it
+    v2 = parent_manifest(store, store["manifests"][store["active_manifest"]])
+    assert [i["relationship"] for i in v2["ingredients"]] == ["parentOf"]
+    # an import never brings a vendor file's digest along (the zip has no such file, and a digest
+    # named in thread.json must not pull someone else's kept file into the importer's credentials)
+    archive = client.get(f"/api/v1/threads/{thread['id']}/export").content
+    imported = client.post("/api/v1/threads/import", files={"archive": ("t.zip", archive, "application/zip")})
+    assert imported.status_code in (200, 201), imported.text
+    copy = client.get(f"/api/v1/threads/{imported.json()['id']}").json()
+    assert [t["output"] for t in copy["turns"] if t["kind"] == "edit"] == [
+        {k: v for k, v in t["output"].items() if k != "source_sha256"} for t in turns]
+    store, _ = read(download(client, copy["id"], 3))
+    assert not [m for m in store["manifests"].values()
+                if m["claim_generator_info"][0]["name"] == fake_c2pa.CLAIM_GENERATOR]

@@ -98,6 +98,7 @@ def _load_builtins() -> None:
     if _builtins_loaded:
         return
     _builtins_loaded = True
+    from .diffusers_backend import DiffusersBackend
     from .local import LocalBackend
     from .openai_backend import OpenAIBackend
     from .openai_chat import OpenAIChatBackend
@@ -105,10 +106,11 @@ def _load_builtins() -> None:
     _factories.setdefault("local", LocalBackend)
     _factories.setdefault("openai", OpenAIBackend)
     _factories.setdefault("openai-chat", OpenAIChatBackend)
+    _factories.setdefault("diffusers", DiffusersBackend)  # offered when its extra and model are there
 
 
 #: The built-in backends a person may pick per turn, in the picker's order.
-PICKABLE = ("local", "openai", "openai-chat")
+PICKABLE = ("local", "openai", "openai-chat", "diffusers")
 
 
 def offered_backends(default: str) -> list[str]:

@@ -121,6 +121,12 @@ class EditResult:
     conversation; ``"restarted"``: a new one although there was history).
     ``image`` is None when the model answered in words only (a question
     back, or a refusal): the turn then ends ``answered``, with no version.
+
+    ``source`` is the final image file exactly as the vendor sent it (the
+    decoded base64 bytes: PNG, JPEG or WebP), or None. Backends that receive
+    a file fill it in (the OpenAI backends; never for partial images), so
+    that the worker can keep a C2PA manifest the vendor embedded in it
+    (``app/provenance.py``); ``image`` stays the decoded pixels.
     """
 
     image: Image.Image | None
@@ -131,6 +137,7 @@ class EditResult:
     revised_prompt: str | None = None
     response_id: str | None = None
     context: str | None = None
+    source: bytes | None = field(default=None, repr=False)
 
 
 class ImageBackend(ABC):

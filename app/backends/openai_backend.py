@@ -300,16 +300,8 @@ class OpenAIBackend(ImageBackend):
         info = catalogue.CATALOGUE[model]  # check_options (in edit) refused unknown ones
         client = self.client()
         prompt = build_prompt(request.instruction, request.history)
-        options: dict[str, Any] = {"model": model, "prompt": prompt}
+        options: dict[str, Any] = {"model": model, "prompt": prompt, **image_options(request, info)}
         notes: list[str] = []
-        if request.size:
-            options["size"] = request.size
-        elif request.image is not None:
-            options["size"] = catalogue.matching_size(info, *request.image.size)
-        if request.quality:
-            options["quality"] = request.quality
-        if request.background and request.background != "auto":
-            options["background"] = request.background
         if request.safety_identifier:
             options["safety_identifier"] = request.safety_identifier
         streaming = bool(request.on_partial and self.partial_images > 0 and info.streaming)
@@ -355,8 +347,9 @@ class OpenAIBackend(ImageBackend):
         if streaming:
             result = read_stream(response, request.on_partial)
         else:
-            result = EditResult(image=result_image(response), usage=usage_dict(response),
-                                output=output_dict(response))
+            raw = result_bytes(response)
+            result = EditResult(image=decode_image_bytes(raw), usage=usage_dict(response),
+                                output=output_dict(response), source=raw)
         result.output = {"model": model, **(result.output or {})}
         if resent:
             notes.append(
@@ -413,6 +406,24 @@ class OpenAIBackend(ImageBackend):
 # ------------------------------------------------------------------ helpers
 
 
+def image_options(request: EditRequest, info: catalogue.ModelInfo) -> dict[str, Any]:
+    """The ``size``, ``quality`` and ``background`` a request sends (the
+    Images API's parameters and the image_generation tool's alike): the size
+    asked for, else for an edit the image's own shape
+    (:func:`app.backends.openai_models.matching_size`); quality and
+    background only when chosen (``auto`` is the API's default)."""
+    out: dict[str, Any] = {}
+    if request.size:
+        out["size"] = request.size
+    elif request.image is not None:
+        out["size"] = catalogue.matching_size(info, *request.image.size)
+    if request.quality:
+        out["quality"] = request.quality
+    if request.background and request.background != "auto":
+        out["background"] = request.background
+    return out
+
+
 def png_bytes(image: Image.Image) -> bytes:
     """Encode ``image`` (RGB or RGBA) as the PNG file sent to the API. Returns bytes."""
     return encode_png(image)
@@ -466,7 +477,8 @@ def read_stream(stream: Any, on_partial: PartialCallback | None) -> EditResult:
     """Read an ``images.edit``/``images.generate`` event stream (the SDK's
     ``ImageEditStreamEvent`` / ``ImageGenStreamEvent``): pass each
     ``*.partial_image`` frame to ``on_partial`` (index, image) and return the
-    ``*.completed`` event's image, usage and output settings.
+    ``*.completed`` event's image (and its file as ``source``), usage and
+    output settings.
 
     Raises :class:`BackendFailed` (not retryable: the request may have been
     billed) when the stream breaks, reports an error, or ends without a
@@ -508,8 +520,9 @@ def read_stream(stream: Any, on_partial: PartialCallback | None) -> EditResult:
             "final image. Nothing was saved; you can try again.",
             retryable=False,
         )
-    return EditResult(image=decode_b64_image(completed.b64_json), usage=usage_dict(completed),
-                      output=output_dict(completed))
+    raw = decode_b64_bytes(completed.b64_json)
+    return EditResult(image=decode_image_bytes(raw), usage=usage_dict(completed),
+                      output=output_dict(completed), source=raw)
 
 
 def mask_to_openai_png(mask: Image.Image, size: tuple[int, int]) -> bytes:
@@ -584,6 +597,14 @@ def result_image(response: object) -> Image.Image:
     ``ImagesResponse``, has no image, has only a ``url``, or when the data is
     not base64 or not a PNG/JPEG/WebP image.
     """
+    return decode_image_bytes(result_bytes(response))
+
+
+def result_bytes(response: object) -> bytes:
+    """The file of the first image of an Images API response, exactly as
+    OpenAI sent it (``data[0].b64_json`` decoded, not yet checked to be an
+    image; :func:`decode_image_bytes` does that). Raises
+    :class:`BackendFailed` as :func:`result_image` does."""
     data = getattr(response, "data", None)
     if not isinstance(response, openai.types.ImagesResponse):
         raise BackendFailed(
@@ -603,7 +624,7 @@ def result_image(response: object) -> Image.Image:
                 retryable=False,
             )
         raise BackendFailed("OpenAI answered without the image data (no b64_json).", retryable=False)
-    return decode_b64_image(b64)
+    return decode_b64_bytes(b64)
 
 
 def decode_b64_image(b64: str) -> Image.Image:
@@ -611,13 +632,25 @@ def decode_b64_image(b64: str) -> Image.Image:
     a loaded RGB or RGBA PIL image. Raises :class:`BackendFailed` (not
     retryable) when it is not base64 or not a PNG/JPEG/WebP image within
     :data:`RESULT_MAX_BYTES` and :data:`RESULT_MAX_PIXELS`."""
+    return decode_image_bytes(decode_b64_bytes(b64))
+
+
+def decode_b64_bytes(b64: str) -> bytes:
+    """The bytes of one base64 image of the API (the file OpenAI made, with
+    whatever metadata, such as a C2PA manifest, it embedded). Raises
+    :class:`BackendFailed` (not retryable) when it is not base64."""
     try:
-        raw = base64.b64decode(b64, validate=True)
+        return base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
         raise BackendFailed(
             "OpenAI sent back image data that is not valid base64, so it cannot be shown.",
             retryable=False,
         ) from None
+
+
+def decode_image_bytes(raw: bytes) -> Image.Image:
+    """Decode an image file OpenAI sent (see :func:`decode_b64_image`) into
+    a loaded RGB or RGBA PIL image; raises :class:`BackendFailed` as it does."""
     for attempt in range(RESULT_DECODE_ATTEMPTS):
         try:
             return decode_image(

@@ -55,8 +55,11 @@ from app.backends.openai_backend import (
     OpenAIBackend,
     _sentence,
     build_prompt,
+    decode_b64_bytes,
     decode_b64_image,
+    decode_image_bytes,
     fit_upload,
+    image_options,
     mask_to_openai_png,
     moderation_decline,
     usage_dict,
@@ -225,15 +228,7 @@ class OpenAIChatBackend(OpenAIBackend):
         """The ``responses.create`` arguments for ``request``, continuing ``previous`` if given."""
         model = request.model or self.model
         info = catalogue.CATALOGUE[model]
-        tool: dict[str, Any] = {"type": "image_generation", "model": model}
-        if request.size:
-            tool["size"] = request.size
-        elif request.image is not None:
-            tool["size"] = catalogue.matching_size(info, *request.image.size)
-        if request.quality:
-            tool["quality"] = request.quality
-        if request.background and request.background != "auto":
-            tool["background"] = request.background
+        tool: dict[str, Any] = {"type": "image_generation", "model": model, **image_options(request, info)}
         streaming = bool((request.on_partial or request.on_text) and info.streaming)
         if streaming and request.on_partial and self.partial_images > 0:
             tool["partial_images"] = min(self.partial_images, catalogue.MAX_PARTIAL_IMAGES)
@@ -414,7 +409,8 @@ class _Reader:
                 raise moderation_decline({"categories": list(getattr(details, "categories", []) or [])},
                                          getattr(error, "message", None))
             raise BackendFailed(f"OpenAI's image tool failed: {_sentence(error.message)}", retryable=False)
-        image = decode_b64_image(item.result) if item is not None and item.result else None
+        source = decode_b64_bytes(item.result) if item is not None and item.result else None
+        image = decode_image_bytes(source) if source is not None else None
         if image is None and reply is None:
             raise BackendFailed("OpenAI answered with neither an image nor any words. Nothing was saved; "
                                 "you can try again.", retryable=False)
@@ -435,7 +431,7 @@ class _Reader:
                     output[key] = value
         return EditResult(image=image, usage=usage or None, output=output, reply=reply,
                           revised_prompt=getattr(item, "revised_prompt", None) if item is not None else None,
-                          response_id=self.response_id)
+                          response_id=self.response_id, source=source)
 
 
 def _join(*parts: str | None) -> str | None:
