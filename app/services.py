@@ -358,10 +358,12 @@ def store_image(store: BlobStore, image: Image.Image) -> tuple[str, int, int]:
 
 def add_version(session: Session, thread: Thread, *, sha256: str, width: int, height: int,
                 parent: int | None, turn: Turn) -> Version:
-    """Append a version to ``thread`` (numbered after the last one), make it
-    the head and point ``turn`` at it. The caller commits."""
-    number = (max((v.number for v in thread.versions), default=0)) + 1
-    version = Version(thread=thread, number=number, parent=parent, sha256=sha256,
+    """Append a version to ``thread`` (numbered after the last one, found
+    by one indexed query rather than by loading every version), make it the
+    head and point ``turn`` at it. The caller commits."""
+    last = session.scalar(select(func.max(Version.number)).where(Version.thread_id == thread.id))
+    number = (last or 0) + 1
+    version = Version(thread_id=thread.id, number=number, parent=parent, sha256=sha256,
                       width=width, height=height, turn_id=turn.id, created_at=utcnow())
     session.add(version)
     thread.head_version = number
