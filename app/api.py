@@ -306,14 +306,16 @@ def shared_turn_partial(token: str, turn_id: str, ctx: ContextDep, session: Sess
 
 def partial_response(ctx, thread: Thread, turn_id: str, urls: Urls) -> Response:
     """Serve the newest partial frame of ``turn_id`` (a turn of ``thread``)
-    from memory (``app/partials.py``), never cached. Once the turn has ended
+    from memory (``app/partials.py``), never cached, its 0-based index in
+    the ``X-Partial-Index`` header. Once the turn has ended
     its frames are gone: a page that asks a moment too late is sent on to the
     final image (303 See Other) when the turn made one. Raises HTTPException
     404 when the turn is not in the thread or has neither."""
     turn = next((t for t in thread.turns if t.id == turn_id), None)
     frame = ctx.partials.get(turn_id) if turn is not None else None
-    if frame is not None:
-        return Response(frame.data, media_type="image/webp", headers={"Cache-Control": "no-store"})
+    if frame is not None:  # X-Partial-Index: which frame this is (0-based), newer than the one the URL named
+        return Response(frame.data, media_type="image/webp",
+                        headers={"Cache-Control": "no-store", "X-Partial-Index": str(frame.index)})
     if turn is not None and not turn.pending and turn.result_version is not None:
         return RedirectResponse(urls.image(turn.result_version), status_code=303,
                                 headers={"Cache-Control": "no-store"})

@@ -40,7 +40,9 @@ def test_photo_upload_flow_and_polling(client, fake_backend):
     assert page.status_code == 200
     assert "<title>Cat · Retouch</title>" in page.text
     assert 'every 5s"' in page.text and "spinner" in page.text and 'data-events="/t/' in page.text
-    assert re.search(r'<img src="/api/v1/threads/[^"]+/versions/1/image" width="80" height="60"', page.text)
+    # the conversation shows a display-size preview; the full PNG is one click away
+    assert re.search(r'<img src="/api/v1/threads/[^"]+/versions/1/image\?size=512" srcset="[^"]+ 1x, [^"]+\?size=1024 2x"\s+'
+                     r'width="80" height="60"', page.text)
     fake_backend.gate.set()
     wait_for_thread(client, tid)
     frag = client.get(f"/t/{tid}", headers=HX)
