@@ -1,9 +1,13 @@
-"""The offline ``local`` backend: exact edits with Pillow and OpenCV, no models.
+"""The offline ``local`` backend: exact edits with Pillow and OpenCV.
 
-The instruction is parsed into operations (:mod:`.parser`, each operation
-declared once in :mod:`.operations` or :mod:`.generate`) and applied in order.
-Anything not fully understood is declined with a helpful message instead of
-being half done.
+The instruction is parsed into operations (:mod:`.parser`; each operation's
+grammar in :mod:`.operations` or :mod:`.generate`, its typed parameters and
+pure pixel function in :mod:`.functions`, all listed by unique name in
+:func:`.registry.entries`) and applied in order. Every number the person
+wrote must be used, words that disagree with the plan decline it, and each
+result is checked against the quantities asked for (:meth:`Operation.verify`)
+before it is handed over. Anything not fully understood is declined with a
+helpful message instead of being half done.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import numpy as np
 
 from app.backends.base import BackendDeclined, BackendFailed, EditRequest, EditResult, ImageBackend
 
-from .declines import not_understood, suggestions, with_reason
+from .declines import not_understood, suggestions, understood_part, with_reason
 from .generate import make_canvas
 from .parser import ParseFailure, Plan, parse_instruction
 from .picture import Picture
@@ -49,9 +53,9 @@ class LocalBackend(ImageBackend):
         if request.references and not any(st.op.uses_references for st in plan.steps):
             raise BackendDeclined(with_reason(
                 _describe(plan),
-                "You attached an image, but the local backend can only use an attached image as a style "
+                "You attached an image, but this offline editor can only use an attached image as a style "
                 "to paint in ('paint it in the style of this'). Remove the attachment to do this edit, "
-                "or use the openai backend, which can combine images.",
+                "or connect an OpenAI key to combine images.",
                 mode,
             ))
 
@@ -63,7 +67,17 @@ class LocalBackend(ImageBackend):
         ctx = ApplyContext(mask=mask, generated=mode == GENERATE, references=tuple(request.references))
         try:
             for step in plan.steps:
-                pic = step.op.apply(pic, step.params, ctx)
+                before = pic
+                try:
+                    pic = step.op.apply(pic, step.params, ctx)
+                except BackendDeclined as exc:  # say what was understood, then why not
+                    raise BackendDeclined(understood_part(_describe(plan)) + exc.message) from None
+                problem = step.op.verify(before, pic, step.params)
+                if problem:  # never hand over an edit that does not match the words
+                    raise BackendDeclined(with_reason(
+                        _describe(plan), f"I stopped because {problem}, so the result would not be what you asked.",
+                        mode,
+                    ))
         except NotUnderstood as exc:
             raise BackendDeclined(with_reason([], exc.message, mode)) from None
         except cv2.error as exc:
@@ -91,7 +105,7 @@ def _check_plan(plan: Plan, mode: str, has_mask: bool) -> None:
             raise BackendDeclined(with_reason(
                 understood,
                 "To remove or fill something, first select it (paint over it), then say 'remove this' "
-                "or 'fill this with white'. The local backend cannot find objects by name.",
+                "or 'fill this with white'. This offline editor cannot find objects by name.",
                 mode,
             ))
         if st.op.geometry and has_mask:

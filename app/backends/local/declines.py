@@ -15,7 +15,7 @@ GENERATE_SUGGESTIONS = (
     "'a solid red square, 256 by 256 pixels'",
 )
 CAPABILITIES = (
-    "the local backend makes exact edits (colour and tone, rotate, flip, crop, resize, borders, "
+    "this offline editor makes exact edits (colour and tone, rotate, flip, crop, resize, borders, "
     "text, blur, sharpen, pixelate, artistic styles, faces, backgrounds, removing a selected area) "
     "and plain canvases with gradients and text; it cannot draw or change things in the picture"
 )
@@ -37,7 +37,7 @@ def not_understood(understood: list[str], unknown: str, mode: str) -> str:
     """Message for words no operation understood (``unknown``), e.g. a subject to draw."""
     return (
         f"{understood_part(understood)}I can't do \"{unknown}\": {CAPABILITIES}. "
-        "To draw new subjects or objects, use the openai backend. "
+        "This offline editor cannot draw new objects or subjects; connect an OpenAI key to do that. "
         "Nothing was changed. " + suggestions(mode)
     )
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from app.backends.base import BackendDeclined
 
+from .functions import canvas as fn
 from .colors import COLOR, color_name, find_colors, require_colors
 from .phrases import NUM
 
@@ -36,7 +37,23 @@ _NOUN_SIZES = {
     "poster": (1024, 1536), "flyer": (1024, 1448), "flier": (1024, 1448), "sign": (1536, 1024),
     "slide": (1920, 1080), "banner": (1500, 500), "header": (1500, 500),
 }
-_SIZE = rf"(?:(?:size|sized|resolution|dimensions|at|of)\s+)?(?:\d+x\d+|\d+\s+by\s+\d+)(?:\s*px)?(?:\s+(?:in\s+)?(?:size|resolution|big|large))?"
+_SIZE = (
+    rf"(?:(?:size|sized|resolution|dimensions|at|of|in)\s+)?(?:\d+x\d+|\d+\s+by\s+\d+|\d+:\d+)(?:\s*px)?"
+    rf"(?:\s+(?:in\s+)?(?:size|resolution|big|large|aspect\s+ratio|ratio|format))?"
+)
+#: Longer side, in pixels, of a canvas given only as a ratio ("a 16:9 image").
+RATIO_SIDE = 1536
+#: Orientation each shape word implies.
+_SHAPE_ORIENTATION = {
+    "square": "square", "icon": "square", "thumbnail": "square", "landscape": "landscape", "wide": "landscape",
+    "widescreen": "landscape", "horizontal": "landscape", "wallpaper": "landscape", "desktop wallpaper": "landscape",
+    "hd": "landscape", "full hd": "landscape", "4k": "landscape", "banner": "landscape", "header": "landscape",
+    "portrait": "portrait", "vertical": "portrait", "tall": "portrait", "phone wallpaper": "portrait", "story": "portrait",
+}
+
+
+def _orientation(w: float, h: float) -> str:
+    return "square" if w == h else "landscape" if w > h else "portrait"
 _SHAPE = r"(?:square|landscape|portrait|wide|widescreen|horizontal|vertical|tall|full\s+hd|hd|4k|(?:desktop|phone)\s+wallpaper)"
 _PLATFORM = (
     r"(?:(?:empty|blank|plain|simple|clean|minimal|minimalist|flat|new|instagram|facebook|twitter|youtube|linkedin|"
@@ -62,12 +79,20 @@ class Canvas(Operation):
 
     @classmethod
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
+        words = {s for s in _SHAPE_ORIENTATION if re.search(rf"\b{s}\b", phrase)}
+        ratio = re.search(r"(\d+):(\d+)", phrase)
         m = re.search(r"(\d+)(?:x|\s+by\s+)(\d+)", phrase)
+        if ratio:
+            a, b = int(ratio.group(1)), int(ratio.group(2))
+            if a < 1 or b < 1 or max(a, b) / min(a, b) > 20:
+                raise NotUnderstood("Give a canvas ratio of two positive numbers, e.g. 'a 16:9 image'.")
+            f = RATIO_SIDE / max(a, b)
+            return {"size": (round(a * f), round(b * f)), "ratio": (a, b), "orientation_words": sorted(words)}
         if m:
             w, h = int(m.group(1)), int(m.group(2))
             if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
                 raise NotUnderstood(f"Canvas sizes go from 1 to {MAX_SIDE} pixels a side.")
-            return {"size": (w, h)}
+            return {"size": (w, h), "orientation_words": sorted(words)}
         for shape in sorted(_SHAPE_SIZES, key=len, reverse=True):  # noqa: B007
             if re.search(rf"\b{shape}\b", phrase):
                 return {"shape": shape, "size": _SHAPE_SIZES[shape]}
@@ -75,6 +100,34 @@ class Canvas(Operation):
             if re.search(rf"\b{noun}\b", phrase):
                 return {"noun_size": noun_size}
         return {}
+
+    @classmethod
+    def finalize(cls, steps: list[Step]) -> None:
+        """One size per canvas, and shape words that agree with it: "a red
+        square 100x200" or "a portrait poster 1000x500" are declined."""
+        canvases = [s for s in steps if s.op is cls]
+        exact = [s for s in canvases if "size" in s.params and "shape" not in s.params]
+        if len({tuple(s.params["size"]) for s in exact}) > 1:
+            said = " and ".join("{}x{}".format(*s.params["size"]) for s in exact)
+            raise NotUnderstood(f"You asked for two different sizes ({said}); say just one.")
+        if not exact:
+            return
+        w, h = exact[0].params["size"]
+        words = [w_ for s in canvases for w_ in s.params.get("orientation_words", [])]
+        words += [s.params["shape"] for s in canvases if "shape" in s.params]
+        for word in words:
+            want = _SHAPE_ORIENTATION.get(word)
+            if want and want != _orientation(w, h):
+                raise NotUnderstood(
+                    f"You asked for {w}x{h}, which is {_orientation(w, h)}, but also said '{word}'. Say which one you want."
+                )
+        for s in canvases:
+            if "shape" in s.params:
+                s.params["_drop"] = True
+
+    @classmethod
+    def quantities(cls, params: dict[str, Any]) -> set[float]:
+        return {float(v) for v in (*params.get("size", ()), *params.get("ratio", ()))}
 
     @classmethod
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
@@ -89,7 +142,9 @@ class Canvas(Operation):
 class Fill(Operation):
     """Solid background colour for the canvas."""
 
-    name = "fill"
+    name = "canvas_fill"
+    Params = fn.FillParams
+    function = staticmethod(fn.fill)
     modes = frozenset({GENERATE})
     stage = 0
     phrases = {
@@ -102,12 +157,6 @@ class Fill(Operation):
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
         colors = require_colors(phrase, "Name the background colour, e.g. 'a 800x600 image with a navy background'.")
         return {"color": colors[0]}
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        rgb = np.empty_like(pic.rgb)
-        rgb[:] = params["color"]
-        return Picture(rgb, pic.alpha)
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -123,6 +172,8 @@ class Gradient(Operation):
     """Gradient backdrop between two or three colours (horizontal by default)."""
 
     name = "gradient"
+    Params = fn.GradientParams
+    function = staticmethod(fn.gradient)
     modes = frozenset({GENERATE})
     stage = 0
     phrases = {
@@ -147,33 +198,7 @@ class Gradient(Operation):
             direction = "horizontal"
         if re.search(r"right\s+to\s+left|bottom\s+to\s+top", phrase):
             colors = colors[::-1]
-        return {"colors": colors, "direction": direction}
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        h, w = pic.height, pic.width
-        direction = params["direction"]
-        ys = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
-        xs = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, :]
-        if direction == "horizontal":
-            t = np.broadcast_to(xs, (h, w))
-        elif direction == "vertical":
-            t = np.broadcast_to(ys, (h, w))
-        elif direction == "diagonal":
-            t = (xs + ys) / 2
-        else:
-            t = np.hypot((xs - 0.5) * w, (ys - 0.5) * h)
-            t = t / max(float(t.max()), 1.0)
-        stops = np.array(params["colors"], np.float32)
-        positions = np.linspace(0.0, 1.0, len(stops))
-        if direction in ("horizontal", "vertical"):
-            line = ys[:, 0] if direction == "vertical" else xs[0]
-            colors = np.stack([np.interp(line, positions, stops[:, c]) for c in range(3)], axis=-1)
-            colors = np.clip(np.rint(colors), 0, 255).astype(np.uint8)
-            rgb = np.broadcast_to(colors[:, None, :] if direction == "vertical" else colors[None, :, :], (h, w, 3))
-            return Picture(np.ascontiguousarray(rgb), pic.alpha)
-        rgb = np.stack([np.interp(t, positions, stops[:, c]) for c in range(3)], axis=-1)
-        return pic.with_rgb(rgb)
+        return {"colors": tuple(tuple(c) for c in colors), "direction": direction}
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -199,6 +224,8 @@ class Pattern(Operation):
     stripes", "white polka dots on navy", "a grid of gray lines, 40 px")."""
 
     name = "pattern"
+    Params = fn.PatternParams
+    function = staticmethod(fn.pattern)
     modes = frozenset({GENERATE})
     stage = 1
     phrases = {
@@ -243,31 +270,6 @@ class Pattern(Operation):
         return out
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        h, w = pic.height, pic.width
-        cell = params.get("px") or max(4, round(min(w, h) / 16 * params.get("scale", 1.0)))
-        ys, xs = np.mgrid[0:h, 0:w]
-        kind = params["kind"]
-        if kind == "stripes":
-            coord = {"vertical": xs, "horizontal": ys}.get(params.get("direction", "vertical"), xs + ys)
-            fg = (coord // cell) % 2 == 0
-        elif kind == "checker":
-            fg = ((xs // cell) + (ys // cell)) % 2 == 0
-        elif kind == "dots":
-            period = cell * 2
-            dx, dy = xs % period - period / 2, ys % period - period / 2
-            fg = dx * dx + dy * dy <= (cell * 0.55) ** 2
-        else:
-            line = max(1, round(cell * 0.08)) if "px" not in params else max(1, round(cell * 0.06))
-            period = cell * 2 if "px" not in params else cell
-            fg = (xs % period < line) | (ys % period < line)
-        rgb = pic.rgb.copy()
-        if "background" in params:
-            rgb[:] = params["background"]
-        rgb[fg] = params.get("color", (0, 0, 0))
-        return Picture(rgb, pic.alpha)
-
-    @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
         kind = {"stripes": f"{params.get('direction', 'vertical')} stripes", "checker": "a checkerboard",
                 "dots": "polka dots", "grid": "a grid"}[params["kind"]]
@@ -283,6 +285,8 @@ class TextOnColor(Operation):
     background colour, and the colour for text that names none."""
 
     name = "text_colors"
+    Params = fn.FillParams
+    function = staticmethod(fn.fill)
     modes = frozenset({GENERATE})
     stage = 0
     phrases = {
@@ -301,14 +305,8 @@ class TextOnColor(Operation):
         if not chosen:
             return
         for s in steps:
-            if s.op.name in ("text", "details") and "color" not in s.params:
+            if s.op.name in ("canvas_text", "details") and "color" not in s.params:
                 s.params["color"] = chosen[-1].params["text_color"]
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        rgb = np.empty_like(pic.rgb)
-        rgb[:] = params["color"]
-        return Picture(rgb, pic.alpha)
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -322,9 +320,9 @@ def make_canvas(steps: list[Step], size: str | None) -> Picture:
     ``size`` ("WIDTHxHEIGHT"), else :data:`DEFAULT_SIZE`. Raises
     ``BackendDeclined`` when the plan draws nothing (no colour, gradient or text).
     """
-    if not any(s.op.name in ("fill", "gradient", "text", "pattern", "text_colors") for s in steps):
+    if not any(s.op.name in ("canvas_fill", "gradient", "canvas_text", "pattern", "text_colors") for s in steps):
         raise BackendDeclined(
-            "There is no image to edit yet, and the local backend can only create plain canvases: "
+            "There is no image to edit yet, and this offline editor can only create plain canvases: "
             "a solid colour or a gradient, with text. Try 'a 1024x1024 image with a navy background "
             "and the title \"Hello\" in white', or upload a photo first."
         )
@@ -338,7 +336,7 @@ def make_canvas(steps: list[Step], size: str | None) -> Picture:
     nouns = [s.params["noun_size"] for s in steps if s.op is Canvas and "noun_size" in s.params]
     # "a sign saying 'CLOSED'": the text's own noun names the canvas
     nouns += [_NOUN_SIZES[s.params["kind"]] for s in steps
-              if s.op.name == "text" and s.params.get("kind") in _NOUN_SIZES and not nouns]
+              if s.op.name == "canvas_text" and s.params.get("kind") in _NOUN_SIZES and not nouns]
     if explicit or shaped:
         w, h = (explicit or shaped)[-1]
     elif nouns and not size:

@@ -40,7 +40,7 @@ _PERCENT_RE = re.compile(rf"(?P<n>{NUM})\s*%")
 POSITION = (
     r"(?:(?:at|on|in|along|across|to|near|into|onto|over|up)\s+)?(?:very\s+)?"
     r"(?:(?:top|bottom|upper|lower|middle|center)(?:\s+(?:left|right|center|middle))?"
-    r"|left|right|centered|centrally)"
+    r"|left|right|centered|centrally|corner)"
     r"(?:\s+(?:corner|edge|area|part|side|half|section|portion))?"
     r"(?:\s+of\s+(?:frame|canvas|poster|page))?"
 )
@@ -84,6 +84,8 @@ def position_in(text: str, default: str = "center") -> str:
         horizontal = "left"
     elif re.search(r"\bright\b", text):
         horizontal = "right"
+    if vertical is None and horizontal is None and re.search(r"\bcorner\b", text):
+        return "bottom-right"  # "in the corner": where signatures and watermarks go
     if vertical is None and horizontal is None:
         return default if "-" in default else f"{default}-center"
     return f"{vertical or 'center'}-{horizontal or 'center'}"

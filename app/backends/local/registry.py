@@ -6,11 +6,13 @@ adding an operation means writing one class in one ``operations`` module.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from .functions import ParamError, fields_of
 from .picture import Picture
 from .rx import Phrase
 
@@ -81,7 +83,16 @@ class Operation:
     priority: ClassVar[int] = 50
     stage: ClassVar[int] = 2
     uses_references: ClassVar[bool] = False
+    #: The family the operation belongs to ("tone", "geometry", "text",
+    #: "filters", "styles", "neural", "regions", "faces", "background",
+    #: "canvas"); set from the defining module by :func:`register`.
+    family: ClassVar[str] = ""
     compiled: ClassVar[list[tuple[Phrase, dict[str, Any]]]] = []
+    #: Typed parameters (a frozen dataclass, units and bounds in its
+    #: docstring) and the pure pixel function ``f(PIL image, params) -> PIL
+    #: image``. Operations that set both get :meth:`apply` for free.
+    Params: ClassVar[type | None] = None
+    function: ClassVar[Callable[..., Any] | None] = None
 
     @classmethod
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
@@ -96,9 +107,66 @@ class Operation:
         positions). ``steps`` is every step of the instruction, in order."""
 
     @classmethod
+    def quantities(cls, params: dict[str, Any]) -> set[float]:
+        """The numbers the parameters account for, to check that every number
+        the person wrote was used. By default every number in ``params``
+        (strings included), also read as a percentage (0.25 -> 25) and,
+        for ``stated``, as given. Operations that transform what was said
+        (e.g. 270° anticlockwise stored as 90) keep the original in ``stated``."""
+        found: set[float] = set()
+
+        def walk(v: Any) -> None:
+            if isinstance(v, bool) or v is None:
+                return
+            if isinstance(v, (int, float)):
+                found.update((float(v), round(float(v) * 100, 6)))
+            elif isinstance(v, str):
+                found.update(float(n) for n in re.findall(r"\d+(?:\.\d+)?", v))
+            elif isinstance(v, dict):
+                for x in v.values():
+                    walk(x)
+            elif isinstance(v, (list, tuple, set)):
+                for x in v:
+                    walk(x)
+            elif hasattr(v, "__dataclass_fields__"):
+                for name in v.__dataclass_fields__:
+                    walk(getattr(v, name))
+
+        walk(params)
+        return found
+
+    @classmethod
+    def typed(cls, params: dict[str, Any]) -> Any:
+        """``params`` as an instance of :attr:`Params` (keys that are not
+        fields are left out). Raises :class:`~.functions.ParamError` for a
+        value out of bounds."""
+        assert cls.Params is not None
+        return cls.Params(**fields_of(cls.Params, params))
+
+    @classmethod
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        """Return the edited picture. May raise ``BackendDeclined``."""
-        raise NotImplementedError
+        """Return the edited picture. May raise ``BackendDeclined``.
+
+        The default runs :attr:`function` on the picture as PIL with
+        :meth:`typed` parameters; a :class:`~.functions.geometry.SizeError`
+        or :class:`~.functions.ParamError` becomes ``BackendDeclined``."""
+        if cls.Params is None or cls.function is None:
+            raise NotImplementedError
+        from app.backends.base import BackendDeclined
+
+        from .functions.geometry import SizeError
+
+        try:
+            return Picture.from_pil(cls.function(pic.to_pil(), cls.typed(params)))
+        except (SizeError, ParamError) as exc:
+            raise BackendDeclined(str(exc)[:1].upper() + str(exc)[1:].rstrip(".") + ".") from None
+
+    @classmethod
+    def verify(cls, before: Picture, after: Picture, params: dict[str, Any]) -> str | None:
+        """Check the result against the quantities the person gave (sizes,
+        ratios, angles), computed independently of the pixel function.
+        Returns what is wrong, or None. The default checks nothing."""
+        return None
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -116,6 +184,7 @@ class Step:
     span: tuple[int, int]
     phrase: str
     extra_spans: list[tuple[int, int]] = field(default_factory=list)
+    extra_words: list[str] = field(default_factory=list)
 
 
 _REGISTRY: list[type[Operation]] = []
@@ -128,6 +197,9 @@ def register(cls: type[Operation]) -> type[Operation]:
     if any(op.name == cls.name for op in _REGISTRY):
         raise ValueError(f"operation name {cls.name!r} is already registered")
     cls.compiled = [(Phrase(pattern), defaults) for pattern, defaults in cls.phrases.items()]
+    if "family" not in cls.__dict__:
+        module = cls.__module__.rsplit(".", 1)[-1]
+        cls.family = {"generate": "canvas"}.get(module, module)
     _REGISTRY.append(cls)
     return cls
 
@@ -138,3 +210,27 @@ def operations(mode: str) -> list[type[Operation]]:
     from . import generate as _gen  # noqa: F401
 
     return [op for op in _REGISTRY if mode in op.modes]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered operation: its unique ``name``, ``family``, typed
+    ``params`` (dataclass, or None where the parameters are still a plain
+    dict), pixel ``function`` (or None), one-line ``description`` and the
+    grammar class ``op``."""
+
+    name: str
+    family: str
+    params: type | None
+    function: Callable[..., Any] | None
+    description: str
+    op: type[Operation]
+
+
+def entries() -> dict[str, Entry]:
+    """Every registered operation by its unique name."""
+    operations("edit")
+    return {
+        op.name: Entry(op.name, op.family, op.Params, op.function, (op.__doc__ or "").strip().split("\n")[0], op)
+        for op in _REGISTRY
+    }

@@ -34,7 +34,8 @@ class Phrase:
     """One grammar rule's pattern (a regular expression on normalised text).
 
     :meth:`finditer` yields the longest match at every start position
-    (overlapping), as ``(start, end)`` pairs in characters.
+    (overlapping), and the first-alternative match there when it is
+    shorter, as ``(start, end)`` pairs in characters.
     """
 
     def __init__(self, pattern: str) -> None:
@@ -51,4 +52,27 @@ class Phrase:
         while (m := longest.search(text, pos)) is not None:
             if m.end() > m.start():
                 yield m.start(), m.end()
+                # also the first-alternative match at the same start: when the
+                # longest loses to an overlapping phrase, a shorter one may fit
+                quick = self._quick.match(text, m.start())
+                if quick is not None and m.start() < quick.end() < m.end():
+                    yield m.start(), quick.end()
             pos = m.start() + 1
+
+    def longest_within(self, text: str, start: int, limit: int) -> int | None:
+        """The end of the longest match starting at ``start`` and ending at a
+        word boundary at or before ``limit``, or None."""
+        longest = posix(self.guarded)
+        end = limit
+        while end > start:
+            while end > start and (text[end - 1].isspace() or text[end - 1] == ","):
+                end -= 1
+            if end <= start:
+                return None
+            if (end == len(text) or not (text[end].isalnum() or text[end] in "_⟦")) and \
+                    longest.fullmatch(text, start, end) is not None:
+                return end
+            # back to the previous word boundary
+            while end > start and not text[end - 1].isspace():
+                end -= 1
+        return None

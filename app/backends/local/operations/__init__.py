@@ -1,2 +1,2 @@
 """Operation modules; importing this package registers every operation."""
-from . import filters, geometry, neural, people, regions, styles, text, tone  # noqa: F401
+from . import background, faces, filters, geometry, neural, regions, styles, text, tone  # noqa: F401

@@ -1,41 +1,30 @@
-"""Geometry operations: rotate, flip, crop, resize, border.
+"""Geometry grammar: rotate, flip, crop, resize, border, pad, and the
+purposes and orientation words that go with them ("for a story", "landscape").
 
-They change the size or arrangement of pixels, so they are refused when a
-mask is given (``geometry = True``).
+Each operation maps phrases to the typed parameters of
+:mod:`..functions.geometry`, whose pure functions do the pixel work. They
+change the size or arrangement of pixels, so they are refused when a mask is
+given (``geometry = True``), and :meth:`verify` checks each result's size
+against what the person asked for.
 """
 from __future__ import annotations
 
 import re
 from typing import Any
 
-import cv2
-import numpy as np
-from PIL import Image
-
 from ..colors import COLOR, color_name, find_colors
+from ..functions import geometry as fn
 from ..phrases import NUM, percent_in
 from ..picture import Picture
-from app.backends.base import BackendDeclined
+from ..registry import EDIT, ApplyContext, NotUnderstood, Operation, ParseContext, Step, register
 
-from ..registry import EDIT, ApplyContext, NotUnderstood, Operation, ParseContext, register
-
-#: Largest image an operation may produce, in pixels (width x height).
-MAX_OUTPUT_PIXELS = 50_000_000
-MAX_SIDE = 16_000
+#: Largest image an operation may produce (see :mod:`..functions.geometry`).
+MAX_OUTPUT_PIXELS = fn.MAX_OUTPUT_PIXELS
+MAX_SIDE = fn.MAX_SIDE
 
 _DIR = r"(?:clockwise|cw|counter\s*clockwise|anti\s*clockwise|ccw|(?:to\s+)?(?:left|right)|leftwards?|rightwards?)"
 _ROT = r"(?:rotate|rotated|rotation|turn|turned|spin|tilt|tilted)"
 _TURNS = {"quarter": 90, "half": 180, "three quarter": 270, "three quarters": 270, "full": 360}
-
-
-def _check_size(w: int, h: int) -> None:
-    if w < 1 or h < 1:
-        raise BackendDeclined(f"That would make the image {w}x{h} pixels, which is too small.")
-    if w * h > MAX_OUTPUT_PIXELS or max(w, h) > MAX_SIDE:
-        raise BackendDeclined(
-            f"That would make the image {w}x{h} pixels; the local backend stops at "
-            f"{MAX_OUTPUT_PIXELS // 1_000_000} megapixels and {MAX_SIDE} px a side."
-        )
 
 
 @register
@@ -55,37 +44,47 @@ class Rotate(Operation):
     }
     priority = 60
 
+    Params = fn.RotateParams
+    function = staticmethod(fn.rotate)
+
     @classmethod
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
         deg = params.pop("degrees", None)
-        m = re.search(rf"({NUM})", phrase)
+        numbers = re.findall(rf"{NUM}", phrase)
         turn = re.search(r"three\s+quarters?|quarter|half|full", phrase)
-        if deg is None and m:
-            deg = float(m.group(1))
+        if len(numbers) > 1:
+            raise NotUnderstood(f"'{phrase}' gives more than one angle; say one, e.g. 'rotate 90 degrees clockwise'.")
+        stated = float(numbers[0]) if numbers else None
+        if deg is None and stated is not None:
+            deg = stated
         elif deg is None and turn:
             deg = float(_TURNS[re.sub(r"\s+", " ", turn.group(0))])
         ccw = bool(re.search(r"counter|anti|ccw|left", phrase))
-        if deg is None and re.search(r"clockwise|cw|left|right", phrase):
+        cw = bool(re.search(r"(?<!counter )(?<!anti )(?<!counter)(?<!anti)\b(?:clockwise|cw|right|rightwards?)\b", phrase))
+        if ccw and cw:
+            raise NotUnderstood(f"'{phrase}' names both directions; say 'clockwise' or 'counter-clockwise'.")
+        if deg is None and (ccw or cw):
             deg = 90.0
-        if deg is None or params.pop("bare", False) and m is None:
+        if deg is None or params.pop("bare", False) and stated is None:
             raise NotUnderstood("Say how far to rotate, e.g. 'rotate 90 degrees clockwise' or 'rotate it upside down'.")
+        if not -360 <= deg <= 360:
+            raise NotUnderstood(f"Give the angle between -360 and 360 degrees, not {deg:g}.")
         clockwise = -deg if ccw else deg
-        return {"degrees": clockwise % 360.0}
+        out = {"degrees": clockwise % 360.0}
+        if stated is not None:
+            out["stated"] = stated
+        return out
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        a = params["degrees"]
-        exact = {0.0: 0, 90.0: -1, 180.0: 2, 270.0: 1}
-        if a in exact:
-            k = exact[a]
-            alpha = None if pic.alpha is None else np.ascontiguousarray(np.rot90(pic.alpha, k))
-            return Picture(np.ascontiguousarray(np.rot90(pic.rgb, k)), alpha)
-        im = pic.to_pil()
-        if im.mode == "RGBA":
-            out = im.rotate(-a, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0, 0))
-        else:
-            out = im.rotate(-a, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(255, 255, 255))
-        return Picture.from_pil(out)
+    def quantities(cls, params: dict[str, Any]) -> set[float]:
+        return {params["degrees"], abs(params.get("stated", params["degrees"]))}
+
+    @classmethod
+    def verify(cls, before: Picture, after: Picture, params: dict[str, Any]) -> str | None:
+        want = fn.rotated_size(before.width, before.height, params["degrees"])
+        if (after.width, after.height) != want:
+            return f"the rotated image is {after.width}x{after.height} px, not the {want[0]}x{want[1]} px a {params['degrees']:g}° turn gives"
+        return None
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -113,113 +112,291 @@ class Flip(Operation):
         rf"{_FLIP}\s+{_V}|{_V}\s+{_FLIP}": {"axis": "vertical"},
     }
 
+    Params = fn.FlipParams
+    function = staticmethod(fn.flip)
+
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        sl = (slice(None), slice(None, None, -1)) if params["axis"] == "horizontal" else (slice(None, None, -1),)
-        alpha = None if pic.alpha is None else np.ascontiguousarray(pic.alpha[sl])
-        return Picture(np.ascontiguousarray(pic.rgb[sl]), alpha)
+    def verify(cls, before: Picture, after: Picture, params: dict[str, Any]) -> str | None:
+        return None if after.rgb.shape == before.rgb.shape else "the flipped image changed size"
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
         return f"flipped {params['axis']}ly"
 
 
-_CROP = r"(?:crop|cropped|cropping|cut|trim|trimmed|trimming|reframe|recrop)"
+_CROP = r"(?:crop|cropped|cropping|cut|trim|trimmed|trimming|reframe|reframed|recrop|recropped)"
+#: A ratio as numbers: "4:5", "16 by 9", "3 to 2 ratio", "16x9" (both sides up to 25: a ratio, not pixels).
+_SMALL = r"(?:2[0-5]|1?\d)"
 _RATIO = (
-    rf"{NUM}\s*:\s*{NUM}|\d{{1,2}}\s+(?:by|to|x)\s+\d{{1,2}}(?!\s*px)(?!\d)|{NUM}\s+(?:by|to)\s+{NUM}\s+(?:aspect\s+)?ratio|{NUM}x{NUM}\s+(?:aspect\s+)?ratio"
+    rf"{NUM}\s*:\s*{NUM}|\d{{1,2}}\s+(?:by|to|x)\s+\d{{1,2}}(?!\s*px)(?!\d)|{NUM}\s+(?:by|to)\s+{NUM}\s+(?:aspect\s+)?ratio"
+    rf"|{NUM}x{NUM}\s+(?:aspect\s+)?ratio|(?<!\d){_SMALL}x{_SMALL}(?!\d)(?!\s*px)"
 )
+#: Named shapes with their ratio (width, height) and orientation.
 _SHAPES = {
     "square": (1, 1), "widescreen": (16, 9), "wide screen": (16, 9), "cinematic": (21, 9),
-    "cinemascope": (21, 9), "panorama": (3, 1), "panoramic": (3, 1), "portrait": (3, 4),
-    "landscape": (4, 3), "golden ratio": (1.618, 1), "instagram portrait": (4, 5),
-    "instagram story": (9, 16), "story": (9, 16), "instagram square": (1, 1), "instagram": (1, 1),
+    "cinemascope": (21, 9), "panorama": (3, 1), "panoramic": (3, 1), "golden ratio": (1.618, 1),
+    "instagram portrait": (4, 5), "instagram story": (9, 16), "story": (9, 16), "instagram square": (1, 1),
+    "instagram": (1, 1),
 }
-_SHAPE = "(?:" + "|".join(sorted((s.replace(" ", r"\s+") for s in _SHAPES), key=len, reverse=True)) + ")"
-_ASPECT_TAIL = r"(?:\s+(?:aspect\s+ratio|aspect|ratio|format|crop|shape|orientation|mode|frame))?"
+#: Orientation words: alone they pick a default ratio; next to a ratio they must agree with it.
+_ORIENTATIONS = {"portrait": "portrait", "landscape": "landscape", "vertical": "portrait", "horizontal": "landscape",
+                 "tall": "portrait", "upright": "portrait"}
+_DEFAULT_RATIO = {"portrait": (3, 4), "landscape": (4, 3)}
+_ORIENT = r"(?:portrait|landscape|vertical|horizontal|tall|upright)"
+_ORIENT_WORDS = rf"(?:(?:in\s+|as\s+)?{_ORIENT}(?:\s+(?:orientation|format|mode|layout|view))?)"
+_SHAPE = "(?:" + "|".join(sorted((s.replace(" ", r"\s+") for s in _SHAPES), key=len, reverse=True)) + rf"|{_ORIENT})"
+_ASPECT_TAIL = r"(?:\s+(?:aspect\s+ratio|aspect|ratio|format|crop|shape|orientation|mode|frame|size))?"
+#: Where the picture is going: "for a story", "for print", "for my instagram post".
+_PURPOSE = (
+    r"(?:(?:my|our|your|an?|some|social|social\s+media|instagram|insta|ig|facebook|fb|twitter|x|tiktok|youtube|linkedin|"
+    r"pinterest|whatsapp|phone|mobile|desktop|web|website|blog|online)\s+)*"
+    r"(?:story|stories|reel|reels|post|posts|feed|grid|profile(?:\s+(?:picture|pic|photo))?|avatar|thumbnail|cover|"
+    r"print|printing|prints|frame|album|web|website|blog|wallpaper|lock\s+screen|screen|tv|slides?|presentation|"
+    r"instagram|insta|facebook|twitter|tiktok|youtube|linkedin|pinterest|social\s+media|banner|header|poster|postcard|card)"
+)
+#: Purposes that imply an orientation (checked against a given ratio).
+_PURPOSE_ORIENTATION = {"story": "portrait", "stories": "portrait", "reel": "portrait", "reels": "portrait",
+                        "tiktok": "portrait", "lock screen": "portrait", "phone": "portrait", "mobile": "portrait",
+                        "youtube": "landscape", "tv": "landscape", "slide": "landscape", "slides": "landscape",
+                        "presentation": "landscape", "desktop": "landscape", "banner": "landscape", "header": "landscape"}
+#: Purposes that name a ratio when no ratio is given ("crop it for a story").
+_PURPOSE_RATIO = {"story": (9, 16), "stories": (9, 16), "reel": (9, 16), "reels": (9, 16), "tiktok": (9, 16),
+                  "instagram": (1, 1), "insta": (1, 1), "profile": (1, 1), "avatar": (1, 1), "youtube": (16, 9)}
+
+
+def orientation_of(ratio: tuple[float, float]) -> str:
+    """"portrait", "landscape" or "square" for a ratio (width, height)."""
+    return "square" if ratio[0] == ratio[1] else "landscape" if ratio[0] > ratio[1] else "portrait"
+
+
+def _orientation_word(text: str) -> str | None:
+    m = re.search(rf"\b{_ORIENT}\b", text)
+    return _ORIENTATIONS[m.group(0)] if m else None
+
+
+def _label(ratio: tuple[float, float]) -> str:
+    if ratio[0] == ratio[1]:
+        return "a square"
+    sep = "x" if all(float(v).is_integer() and v > 25 for v in ratio) else ":"
+    return f"{ratio[0]:g}{sep}{ratio[1]:g}"
+
+
+@register
+class Purpose(Operation):
+    """Where the picture is going ("for a story", "for print"): no pixels of
+    its own. It must agree with the orientation of a crop, resize or pad in
+    the same instruction, and gives a bare "crop it" its ratio."""
+
+    name = "purpose"
+    modes = frozenset({EDIT})
+    priority = 70
+    phrases = {rf"(?:for|to\s+use\s+(?:as|for|on)|to\s+post\s+(?:as|on|to)|to\s+share\s+on)\s+{_PURPOSE}": {}}
+
+    @classmethod
+    def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
+        words = phrase.split()
+        purpose = re.sub(r"^(?:for|to\s+use\s+\w+|to\s+post\s+\w+|to\s+share\s+on)\s+", "", phrase)
+        out: dict[str, Any] = {"purpose": re.sub(r"^(?:(?:my|our|your|an?|some)\s+)+", "", purpose)}
+        for key in sorted(_PURPOSE_ORIENTATION, key=len, reverse=True):
+            if re.search(rf"\b{key}\b", phrase):
+                out["orientation"] = _PURPOSE_ORIENTATION[key]
+                break
+        for w in reversed(words):
+            if w in _PURPOSE_RATIO:
+                out["ratio"] = _PURPOSE_RATIO[w]
+                break
+        return out
+
+    @classmethod
+    def finalize(cls, steps: list[Step]) -> None:
+        """A purpose that implies an orientation (a story is portrait) must
+        agree with every shape the instruction fixes (a crop, a resize to
+        WxH, a pad); "resize to 1920x1080 for my phone" is declined."""
+        for p in (s for s in steps if s.op is cls):
+            orient = p.params.get("orientation")
+            if not orient:
+                continue
+            for s in steps:
+                shape = _shape_of(s) if s.op.geometry else None
+                if shape and orientation_of(shape) != orient:
+                    raise NotUnderstood(
+                        f"You asked for {_label(shape)}, which is {orientation_of(shape)}, but a "
+                        f"{p.params['purpose']} is {orient}. Say which shape you want."
+                    )
+
+    @classmethod
+    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        return pic
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str:
+        return ""
+
+
+def _shape_of(step: Step, w: int | None = None, h: int | None = None) -> tuple[float, float] | None:
+    """The aspect (width, height) a geometry step gives, when the words fix it."""
+    p = step.params
+    if step.op is CropAspect and p.get("kind") in ("ratio", "shape"):
+        return p["ratio"]
+    if step.op is CropPixels:
+        return p["size"]
+    if step.op is Resize and ("size" in p or ("width" in p and "height" in p)):
+        return p.get("size") or (p["width"], p["height"])
+    if step.op is Pad and ("size" in p or "ratio" in p):
+        return p.get("size") or p["ratio"]
+    return None
 
 
 @register
 class CropAspect(Operation):
-    """Centre crop to an aspect ratio ("square", "16:9", "portrait" = 3:4...)."""
+    """Centre crop to an aspect ratio: numbers ("16:9", "4 by 5"), a named
+    shape ("square", "widescreen"), or an orientation alone ("portrait" =
+    3:4, "landscape" = 4:3). Orientation words next to a ratio must agree
+    with it ("3:2 landscape"); otherwise the instruction is declined."""
 
     name = "crop_aspect"
     geometry = True
     modes = frozenset({EDIT})
+    Params = fn.CropAspectParams
+    function = staticmethod(fn.crop_aspect)
     phrases = {
-        rf"{_CROP}(?:\s+(?:to|into|as|in))?\s+(?:(?:aspect\s+)?ratio\s+(?:of\s+)?)?(?:{_RATIO}|{_SHAPE}){_ASPECT_TAIL}": {},
-        rf"(?:(?:aspect\s+)?ratio\s+(?:of\s+)?)?(?:{_RATIO}){_ASPECT_TAIL}|{_SHAPE}{_ASPECT_TAIL}": {},
-        rf"(?:{_RATIO}|{_SHAPE})\s+(?:by\s+|via\s+|with\s+)?{_CROP}": {},
+        rf"{_CROP}(?:\s+(?:to|into|as|in|down\s+to))?\s+(?:{_ORIENT_WORDS}\s+)?(?:(?:aspect\s+)?ratio\s+(?:of\s+)?)?(?:{_RATIO}|{_SHAPE}){_ASPECT_TAIL}(?:\s+{_ORIENT_WORDS})?": {},
+        rf"(?:{_ORIENT_WORDS}\s+)?(?:(?:aspect\s+)?ratio\s+(?:of\s+)?)?(?:{_RATIO}){_ASPECT_TAIL}(?:\s+{_ORIENT_WORDS})?|{_SHAPE}{_ASPECT_TAIL}": {},
+        rf"(?:{_ORIENT_WORDS}\s+)?(?:{_RATIO}|{_SHAPE})(?:\s+{_ORIENT_WORDS})?\s+(?:by\s+|via\s+|with\s+)?{_CROP}": {},
         rf"{_CROP}": {"bare": True},
     }
     priority = 60
 
     @classmethod
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
-        m = re.search(rf"({NUM})\s*(?::|by|to|x)\s*({NUM})", phrase)
-        if m:
-            w, h = float(m.group(1)), float(m.group(2))
+        ratios = re.findall(rf"({NUM})\s*(?::|by|to|x)\s*({NUM})", phrase)
+        orient = _orientation_word(phrase)
+        if len(ratios) > 1:
+            raise NotUnderstood(f"'{phrase}' gives more than one ratio; say one, e.g. 'crop to 16:9'.")
+        if ratios:
+            w, h = float(ratios[0][0]), float(ratios[0][1])
             if w <= 0 or h <= 0:
                 raise NotUnderstood("An aspect ratio needs two positive numbers, e.g. 'crop to 16:9'.")
-            return {"ratio": (w, h)}
+            ratio = (w, h)
+            shape = next((s for s in sorted(_SHAPES, key=len, reverse=True)
+                          if re.search(r"\b" + s.replace(" ", r"\s+") + r"\b", phrase)), None)
+            if shape and _SHAPES[shape][0] / _SHAPES[shape][1] != w / h:
+                raise NotUnderstood(f"You asked for {w:g}:{h:g} and also for {shape}, which is a different shape. "
+                                    "Say which one you want.")
+            if orient and orientation_of(ratio) != orient:
+                raise NotUnderstood(
+                    f"You asked for {w:g}:{h:g}, which is {orientation_of(ratio)}, but also said {orient}. "
+                    f"Say e.g. 'crop to {h:g}:{w:g}' for a {orient} crop, or leave out '{orient}'."
+                )
+            return {"ratio": ratio, "label": f"{w:g}:{h:g}", "kind": "ratio"}
         for shape in sorted(_SHAPES, key=len, reverse=True):
             if re.search(r"\b" + shape.replace(" ", r"\s+") + r"\b", phrase):
-                return {"ratio": _SHAPES[shape], "shape": shape}
-        raise NotUnderstood(
-            "Say how to crop: e.g. 'crop to a square', 'crop to 16:9', 'crop to 800x600' or 'trim 10% from each side'."
-        )
+                ratio = _SHAPES[shape]
+                if orient and orientation_of(ratio) != orient:
+                    raise NotUnderstood(f"'{shape}' and '{orient}' are different shapes; say which one you want.")
+                label = "a square" if shape == "square" else f"{shape} ({ratio[0]:g}:{ratio[1]:g})"
+                return {"ratio": ratio, "label": label, "kind": "shape"}
+        if orient:
+            ratio = _DEFAULT_RATIO[orient]
+            return {"ratio": ratio, "label": f"{orient} ({ratio[0]:g}:{ratio[1]:g})", "kind": "orientation",
+                    "orientation": orient}
+        return {"kind": "bare"}
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+    def finalize(cls, steps: list[Step]) -> None:
+        """Make the crop words, orientation words and purposes of one
+        instruction agree, or decline: the ratio given in numbers is the one
+        used; a shape, orientation or purpose that disagrees with it is an
+        error, one that agrees is dropped as already said."""
+        purposes = [s for s in steps if s.op is Purpose]
+        crops = [s for s in steps if s.op is cls]
+        fixed = [(s, _shape_of(s)) for s in steps if s.op.geometry and s.op is not cls and _shape_of(s)]
+        definite = [s for s in crops if s.params.get("kind") in ("ratio", "shape")]
+        loose = [s for s in crops if s.params.get("kind") in ("orientation", "bare")]
+        ratios = {(s.params["ratio"][0] / s.params["ratio"][1]) for s in definite}
+        if len(ratios) > 1:
+            said = " and ".join(s.params["label"] for s in definite)
+            raise NotUnderstood(f"You asked for two different crops ({said}); say just one.")
+        target = definite[0].params["ratio"] if definite else fixed[0][1] if fixed else None
+        for s in definite[1:]:
+            s.params["_drop"] = True
+        for s in loose:
+            orient = s.params.get("orientation")
+            if target is not None:
+                if orient and orientation_of(target) != orient:
+                    raise NotUnderstood(
+                        f"You asked for {_label(target)}, which is {orientation_of(target)}, but also said {orient}. "
+                        "Say which one you want."
+                    )
+                if orient or s.params.get("kind") == "bare" and definite:
+                    s.params["_drop"] = True
+                    continue
+            if s.params.get("kind") == "bare":
+                chosen = next((p.params["ratio"] for p in purposes if "ratio" in p.params), None)
+                if chosen is None:
+                    raise NotUnderstood(
+                        "Say how to crop: e.g. 'crop to a square', 'crop to 16:9', 'crop to 800x600' or "
+                        "'trim 10% from each side'."
+                    )
+                s.params.update({"ratio": chosen, "label": f"{chosen[0]:g}:{chosen[1]:g}", "kind": "purpose"})
+        for p in purposes:
+            orient = p.params.get("orientation")
+            shapes = [r for r in [*(s.params.get("ratio") for s in crops if not s.params.get("_drop")),
+                                  *(r for _, r in fixed)] if r]
+            for r in shapes:
+                if orient and orientation_of(r) not in (orient,):
+                    raise NotUnderstood(
+                        f"You asked for {_label(r)}, which is {orientation_of(r)}, but a {p.params['purpose']} "
+                        f"is {orient}. Say which shape you want."
+                    )
+
+    @classmethod
+    def quantities(cls, params: dict[str, Any]) -> set[float]:
+        return set(params.get("ratio", ()))
+
+    @classmethod
+    def verify(cls, before: Picture, after: Picture, params: dict[str, Any]) -> str | None:
         rw, rh = params["ratio"]
-        r = rw / rh
-        w, h = pic.width, pic.height
-        if w / h > r:
-            nw, nh = max(1, round(h * r)), h
-        else:
-            nw, nh = w, max(1, round(w / r))
-        return _crop_box(pic, (w - nw) // 2, (h - nh) // 2, nw, nh)
+        w, h = after.width, after.height
+        if w > before.width or h > before.height:
+            return f"the crop came out {w}x{h} px, larger than the picture"
+        if min(abs(w - h * rw / rh), abs(h - w * rh / rw)) > 1.0 + 1e-9:
+            return f"the crop came out {w}x{h} px, which is not {rw:g}:{rh:g}"
+        return None
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
-        rw, rh = params["ratio"]
-        label = params.get("shape") or f"{rw:g}:{rh:g}"
-        if label not in ("square",) and params.get("shape"):
-            label = f"{label} ({rw:g}:{rh:g})"
-        return f"cropped to {'a square' if label == 'square' else label}"
-
-
-def _crop_box(pic: Picture, x: int, y: int, w: int, h: int) -> Picture:
-    alpha = None if pic.alpha is None else np.ascontiguousarray(pic.alpha[y:y + h, x:x + w])
-    return Picture(np.ascontiguousarray(pic.rgb[y:y + h, x:x + w]), alpha)
+        if "label" not in params:
+            return "cropped"
+        return f"cropped to {params['label']}"
 
 
 @register
 class CropPixels(Operation):
-    """Centre crop to an exact size in pixels ("crop to 800x600")."""
+    """Centre crop to an exact size in pixels ("crop to 800x600"). Two
+    numbers up to 25 with an "x" ("16x9") are read as a ratio instead."""
 
     name = "crop_pixels"
     geometry = True
     modes = frozenset({EDIT})
+    Params = fn.CropPixelsParams
+    function = staticmethod(fn.crop_pixels)
     phrases = {
-        rf"{_CROP}(?:\s+(?:to|into|down\s+to))?\s+(?:{NUM}x{NUM}|\d{{3,}}\s+by\s+\d{{3,}}|\d+\s+by\s+\d+(?=\s*px))(?:\s*px)?(?:\s+(?:in\s+)?(?:center|middle))?": {},
+        rf"{_CROP}(?:\s+(?:to|into|down\s+to))?\s+(?:(?!{_SMALL}x{_SMALL}(?!\d))\d+x\d+|\d{{3,}}\s+by\s+\d{{3,}}|\d+\s+by\s+\d+(?=\s*px))(?:\s*px)?(?:\s+(?:in\s+)?(?:center|middle))?": {},
     }
 
     @classmethod
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
         m = re.search(r"(\d+)(?:x|\s+by\s+)(\d+)", phrase)
-        if not m:
+        if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
             raise NotUnderstood("Give the crop size in whole pixels, e.g. 'crop to 800x600'.")
         return {"size": (int(m.group(1)), int(m.group(2)))}
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        w, h = params["size"]
-        if w > pic.width or h > pic.height or w < 1 or h < 1:
-            raise BackendDeclined(
-                f"Cannot crop a {pic.width}x{pic.height} image to {w}x{h}: the crop must fit inside the image. "
-                "You could resize it instead, e.g. 'resize to 800x600'."
-            )
-        return _crop_box(pic, (pic.width - w) // 2, (pic.height - h) // 2, w, h)
+    def verify(cls, before: Picture, after: Picture, params: dict[str, Any]) -> str | None:
+        if (after.width, after.height) != tuple(params["size"]):
+            return f"the crop came out {after.width}x{after.height} px, not {params['size'][0]}x{params['size'][1]}"
+        return None
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -234,6 +411,8 @@ class CropMargins(Operation):
     name = "crop_margins"
     geometry = True
     modes = frozenset({EDIT})
+    Params = fn.CropMarginsParams
+    function = staticmethod(fn.crop_margins)
     phrases = {
         rf"{_CROP}\s+(?:off\s+|away\s+)?(?:{NUM}\s*(?:px|%)\s+)?(?:off\s+|from\s+|of\s+|around\s+|on\s+)?(?:each|every|all|both|four)?\s*(?:sides?|edges?|borders?|margins?)": {},
     }
@@ -243,19 +422,21 @@ class CropMargins(Operation):
         pct = percent_in(phrase)
         px = re.search(rf"({NUM})\s*px", phrase)
         if px:
+            if float(px.group(1)) != int(float(px.group(1))) or float(px.group(1)) < 1:
+                raise NotUnderstood("Give the trim in whole pixels, e.g. 'trim 10 px from each side'.")
             return {"px": int(float(px.group(1)))}
+        if pct is not None and not 0 < pct < 50:
+            raise NotUnderstood("Trim less than 50% from each side, e.g. 'trim 10% from each side'.")
         return {"percent": pct if pct is not None else 5.0}
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+    def verify(cls, before: Picture, after: Picture, params: dict[str, Any]) -> str | None:
         if "px" in params:
-            dx = dy = params["px"]
+            want = (before.width - 2 * params["px"], before.height - 2 * params["px"])
         else:
-            dx = round(pic.width * params["percent"] / 100)
-            dy = round(pic.height * params["percent"] / 100)
-        if 2 * dx >= pic.width or 2 * dy >= pic.height or dx < 0 or dy < 0:
-            raise BackendDeclined("That trim would remove the whole image.")
-        return _crop_box(pic, dx, dy, pic.width - 2 * dx, pic.height - 2 * dy)
+            want = (before.width - 2 * round(before.width * params["percent"] / 100),
+                    before.height - 2 * round(before.height * params["percent"] / 100))
+        return None if (after.width, after.height) == want else f"the trimmed image is {after.width}x{after.height} px, not {want[0]}x{want[1]}"
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -286,6 +467,8 @@ class Resize(Operation):
     geometry = True
     modes = frozenset({EDIT})
     priority = 55
+    Params = fn.ResizeParams
+    function = staticmethod(fn.resize)
     phrases = {
         rf"(?:{_RESIZE}{_UPDOWN}\s+)?(?:to\s+)?(?:{NUM}\s*(?:px)?\s*{_WIDE}(?:\s+(?:and|by|,)\s+{NUM}\s*(?:px)?\s*{_WIDE})?)": {},
         rf"(?:{_RESIZE}{_UPDOWN}\s+)?(?:to\s+|set\s+)?(?:width|height)\s+(?:of\s+|to\s+|=\s*)?{NUM}(?:\s*px)?": {},
@@ -325,7 +508,9 @@ class Resize(Operation):
                 f = 1.0 + p
             else:
                 f = p
-            return {"factor": f}
+            if f <= 0:
+                raise NotUnderstood(f"Scaling by {pct:g}% would leave nothing; say e.g. 'scale it down by 50%'.")
+            return {"factor": f, "stated": pct}
         fm = re.search(rf"({NUM})\s*(?:x|times)\b|factor\s+(?:of\s+)?({NUM})|\bby\s+({NUM})\b(?!\s*px)", phrase)
         if fm:
             f = float(next(g for g in fm.groups() if g is not None))
@@ -341,40 +526,58 @@ class Resize(Operation):
             if re.search(rf"\b{word}\b", phrase):
                 return {"factor": f}
         if down and not params.get("bare"):
-            return {"factor": 0.5}
+            return {"factor": 0.5, "vague": True}
         if up and not params.get("bare"):
-            return {"factor": 2.0}
+            return {"factor": 2.0, "vague": True}
         raise NotUnderstood(
             "Say the new size, e.g. 'resize to 800 pixels wide', 'resize to 640x480' or 'scale it down by 50%'."
         )
 
     @classmethod
-    def target(cls, w: int, h: int, params: dict[str, Any]) -> tuple[int, int]:
-        """New ``(width, height)`` in pixels for a ``w`` x ``h`` image."""
-        if "size" in params:
-            return params["size"]
-        if "width" in params and "height" in params:
-            return params["width"], params["height"]
-        if "width" in params:
-            return params["width"], max(1, round(h * params["width"] / w))
-        if "height" in params:
-            return max(1, round(w * params["height"] / h)), params["height"]
-        if "longest" in params:
-            f = params["longest"] / max(w, h)
-        else:
-            f = params["factor"]
-        return max(1, round(w * f)), max(1, round(h * f))
+    def finalize(cls, steps: list[Step]) -> None:
+        """One size per instruction: a vague resize ("make it smaller") next
+        to an exact one ("800 wide") is dropped when they agree; two
+        different sizes are declined."""
+        resizes = [s for s in steps if s.op is cls]
+        if len(resizes) < 2:
+            return
+        exact = [s for s in resizes if not s.params.get("vague")]
+        vague = [s for s in resizes if s.params.get("vague")]
+        if len({repr(sorted(s.params.items())) for s in exact}) > 1:
+            said = " and ".join(cls.describe(s.params) for s in exact)
+            raise NotUnderstood(f"You asked for two different sizes ({said}); say just one.")
+        if not exact:
+            exact, vague = vague[:1], vague[1:]
+        for s in vague:
+            s.params["_drop"] = True
+            exact[0].params["expect"] = "smaller" if s.params["factor"] < 1 else "larger"
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        nw, nh = cls.target(pic.width, pic.height, params)
-        _check_size(nw, nh)
-        if (nw, nh) == (pic.width, pic.height):
-            return pic
-        interp = cv2.INTER_AREA if nw * nh < pic.width * pic.height else cv2.INTER_LANCZOS4
-        rgb = cv2.resize(pic.rgb, (nw, nh), interpolation=interp)
-        alpha = None if pic.alpha is None else cv2.resize(pic.alpha, (nw, nh), interpolation=interp)
-        return Picture(rgb, alpha)
+    def target(cls, w: int, h: int, params: dict[str, Any]) -> tuple[int, int]:
+        """New ``(width, height)`` in pixels for a ``w`` x ``h`` image."""
+        return fn.resized_size(w, h, cls.typed(params))
+
+    @classmethod
+    def verify(cls, before: Picture, after: Picture, params: dict[str, Any]) -> str | None:
+        p = params
+        w, h = after.width, after.height
+        if "size" in p and (w, h) != tuple(p["size"]):
+            return f"the image came out {w}x{h} px, not {p['size'][0]}x{p['size'][1]}"
+        if "width" in p and w != p["width"] or "height" in p and h != p["height"]:
+            return f"the image came out {w}x{h} px"
+        if "width" in p and "height" not in p and abs(h - before.height * w / before.width) > 1:
+            return "the height did not keep the aspect ratio"
+        if "height" in p and "width" not in p and abs(w - before.width * h / before.height) > 1:
+            return "the width did not keep the aspect ratio"
+        if "factor" in p and (abs(w - before.width * p["factor"]) > 1 or abs(h - before.height * p["factor"]) > 1):
+            return f"the image came out {w}x{h} px, not {p['factor'] * 100:g}% of {before.width}x{before.height}"
+        if "longest" in p and max(w, h) != p["longest"]:
+            return f"the longest side came out {max(w, h)} px, not {p['longest']}"
+        if p.get("expect") == "smaller" and w * h > before.width * before.height:
+            return f"you asked for a smaller image, but {w}x{h} px is larger than {before.width}x{before.height}"
+        if p.get("expect") == "larger" and w * h < before.width * before.height:
+            return f"you asked for a larger image, but {w}x{h} px is smaller than {before.width}x{before.height}"
+        return None
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -388,7 +591,9 @@ class Resize(Operation):
             return f"resized to {params['height']} px tall"
         if "longest" in params:
             return f"resized so the longest side is {params['longest']} px"
-        return f"scaled by {params['factor'] * 100:g}%"
+        if "stated" in params and abs(params["factor"] - 1) * 100 == params["stated"]:
+            return f"scaled {'down' if params['factor'] < 1 else 'up'} by {params['stated']:g}% (to {params['factor'] * 100:g}%)"
+        return f"scaled to {params['factor'] * 100:g}%"
 
 
 _WIDTHWORD = (
@@ -410,6 +615,8 @@ class Border(Operation):
 
     name = "border"
     geometry = True
+    Params = fn.BorderParams
+    function = staticmethod(fn.border)
     phrases = {
         rf"(?:{_BMOD}\s+)*{_BNOUN}(?:\s+(?:of|in|with|that\s+is|which\s+is|about|,)?\s*{_BMOD})*"
         r"(?:\s+(?:all\s+)?(?:around(?:\s+edges?)?|on\s+all\s+sides|around\s+(?:edges?|outside)))?": {},
@@ -441,29 +648,22 @@ class Border(Operation):
     @classmethod
     def width_px(cls, w: int, h: int, params: dict[str, Any]) -> int:
         """Border width in pixels for a ``w`` x ``h`` image."""
-        if "px" in params:
-            return params["px"]
-        return max(2, round(min(w, h) * params["fraction"]))
+        return fn.border_width(w, h, cls.typed(params))
 
     @classmethod
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        b = cls.width_px(pic.width, pic.height, params)
-        if ctx.generated:  # a made-from-text canvas keeps the size asked for: draw inside
-            b = min(b, (min(pic.width, pic.height) - 1) // 2)
-            rgb = pic.rgb.copy()
-            for sl in ((slice(0, b), slice(None)), (slice(pic.height - b, None), slice(None)),
-                       (slice(None), slice(0, b)), (slice(None), slice(pic.width - b, None))):
-                rgb[sl] = params["color"]
-            return Picture(rgb, pic.alpha)
-        _check_size(pic.width + 2 * b, pic.height + 2 * b)
-        rgb = np.empty((pic.height + 2 * b, pic.width + 2 * b, 3), np.uint8)
-        rgb[:] = params["color"]
-        rgb[b:b + pic.height, b:b + pic.width] = pic.rgb
-        alpha = None
-        if pic.alpha is not None:
-            alpha = np.full(rgb.shape[:2], 255, np.uint8)
-            alpha[b:b + pic.height, b:b + pic.width] = pic.alpha
-        return Picture(rgb, alpha)
+        # a made-from-text canvas keeps the size asked for: draw inside
+        return super().apply(pic, {**params, "inside": ctx.generated}, ctx)
+
+    @classmethod
+    def verify(cls, before: Picture, after: Picture, params: dict[str, Any]) -> str | None:
+        b = cls.width_px(before.width, before.height, params)
+        grown = (after.width - before.width, after.height - before.height)
+        if grown not in ((0, 0), (2 * b, 2 * b)):
+            return f"the border came out {grown[0] / 2:g} px wide, not {b} px"
+        if grown == (2 * b, 2 * b) and tuple(after.rgb[0, 0]) != tuple(params["color"]):
+            return "the border is not the colour asked for"
+        return None
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -490,6 +690,8 @@ class CropRegion(Operation):
 
     name = "crop_region"
     geometry = True
+    Params = fn.CropRegionParams
+    function = staticmethod(fn.crop_region)
     modes = frozenset({EDIT})
     priority = 45
     phrases = {
@@ -534,13 +736,11 @@ class CropRegion(Operation):
         return {"box": (x, y, w, h), "label": f"the {where} {part}"}
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        fx, fy, fw, fh = params["box"]
-        x0, y0 = round(pic.width * fx), round(pic.height * fy)
-        x1, y1 = round(pic.width * (fx + fw)), round(pic.height * (fy + fh))
-        if x1 - x0 < 1 or y1 - y0 < 1:
-            raise BackendDeclined("That crop would leave no pixels.")
-        return _crop_box(pic, x0, y0, x1 - x0, y1 - y0)
+    def verify(cls, before: Picture, after: Picture, params: dict[str, Any]) -> str | None:
+        x0, y0, x1, y1 = fn.region_bounds(before.width, before.height, params["box"])
+        if (after.width, after.height) != (x1 - x0, y1 - y0):
+            return f"the crop came out {after.width}x{after.height} px, not {x1 - x0}x{y1 - y0}"
+        return None
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -575,6 +775,8 @@ class CropSides(Operation):
 
     name = "crop_sides"
     geometry = True
+    Params = fn.CropSidesParams
+    function = staticmethod(fn.crop_sides)
     modes = frozenset({EDIT})
     priority = 45
     _VERB = rf"(?:{_CROP}|remove|chop|shave|take)(?:\s+(?:off|away))?"
@@ -592,22 +794,15 @@ class CropSides(Operation):
         value, unit = amount
         if value <= 0:
             raise NotUnderstood("The amount to crop must be positive.")
-        return {"sides": sides, "value": value, "unit": unit}
+        if unit == "%" and value >= 100:
+            raise NotUnderstood("Cut less than 100% from a side.")
+        return {"sides": tuple(sides), "value": value, "unit": unit}
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        cut = {}
-        for side in ("top", "bottom", "left", "right"):
-            if side not in params["sides"]:
-                cut[side] = 0
-                continue
-            full = pic.height if side in ("top", "bottom") else pic.width
-            cut[side] = round(params["value"]) if params["unit"] == "px" else round(full * params["value"] / 100)
-        w = pic.width - cut["left"] - cut["right"]
-        h = pic.height - cut["top"] - cut["bottom"]
-        if w < 1 or h < 1:
-            raise BackendDeclined(f"Cutting that much from a {pic.width}x{pic.height} image would leave nothing.")
-        return _crop_box(pic, cut["left"], cut["top"], w, h)
+    def verify(cls, before: Picture, after: Picture, params: dict[str, Any]) -> str | None:
+        c = fn.side_amounts(before.width, before.height, tuple(params["sides"]), params["value"], params["unit"])
+        want = (before.width - c["left"] - c["right"], before.height - c["top"] - c["bottom"])
+        return None if (after.width, after.height) == want else f"the image came out {after.width}x{after.height} px, not {want[0]}x{want[1]}"
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -616,6 +811,11 @@ class CropSides(Operation):
 
 
 _PAD_VERB = r"(?:pad|padded|extend|extended|expand|expanded|enlarge|grow|widen|letterbox|letterboxed|pillarbox|pillarboxed)"
+#: "enlarge", "grow" and "expand" mean resizing unless the canvas is named.
+_PAD_LEAD = (
+    r"(?:(?:pad|padded|extend|extended|widen|letterbox|letterboxed|pillarbox|pillarboxed)(?:\s+canvas(?:\s+size)?)?"
+    r"|(?:enlarge|enlarged|grow|expand|expanded)\s+canvas(?:\s+size)?)"
+)
 _PAD_NOUN = r"(?:canvas(?:\s+size)?|space|white\s*space|padding|bars|letterbox|empty\s+space|room|blank\s+space|margins?)"
 _PAD_COLOR = rf"(?:(?:with|using|in|filled\s+with)\s+)?(?:{COLOR}|transparent|transparency|see\s+through)(?:\s+(?:bars|padding|space|background|borders?|color|edges))?"
 _PAD_TARGET = rf"(?:(?:{_RATIO}|{NUM}x{NUM}(?:\s*px)?|{_SHAPE}){_ASPECT_TAIL})"
@@ -631,18 +831,20 @@ class Pad(Operation):
 
     name = "pad"
     geometry = True
+    Params = fn.PadParams
+    function = staticmethod(fn.pad)
     modes = frozenset({EDIT})
     priority = 40
     phrases = {
         # to a ratio or size: "pad to a square", "extend the canvas to 16:9 with black bars"
-        rf"{_PAD_VERB}(?:\s+(?:out|canvas|{_PAD_COLOR}))*\s+(?:to|into|as)\s+{_PAD_TARGET}(?:\s+{_PAD_COLOR}|\s+(?:by|with|using)\s+(?:adding\s+)?(?:{COLOR}\s+)?{_PAD_NOUN})*": {},
+        rf"{_PAD_LEAD}(?:\s+(?:out|canvas|{_PAD_COLOR}))*\s+(?:to|into|as)\s+{_PAD_TARGET}(?:\s+{_PAD_COLOR}|\s+(?:by|with|using)\s+(?:adding\s+)?(?:{COLOR}\s+)?{_PAD_NOUN})*": {},
         rf"(?:add|put|use)\s+(?:{_PAD_COLOR}\s+)?(?:bars|padding|space|canvas)\s+to\s+(?:make|get|fit|reach)\s+(?:{_PAD_TARGET})": {},
         rf"(?:letterbox|letterboxed|pillarbox|pillarboxed)(?:\s+{_PAD_COLOR})*": {"ratio_default": True},
         # by an amount: "add 100 px of white space on the right", "extend the canvas by 20% at the top"
         rf"(?:(?:add|put|insert|extend|expand|pad|grow|widen)\s+)?(?:(?:canvas|image)\s+)?(?:by\s+)?(?:{_AMOUNT}\s+)?(?:of\s+)?(?:{_PAD_COLOR}\s+)?"
         rf"(?:{_PAD_NOUN}\s+)?(?:of\s+{_AMOUNT}\s+)?(?:(?:on|to|at|along|around|for)\s+(?:{_SIDES}|(?:each|every|all|both)\s+(?:sides?|edges?)))"
         rf"(?:\s+{_PAD_COLOR})?": {"needs_amount": True},
-        rf"{_PAD_VERB}(?:\s+canvas)?\s+(?:by\s+)?{_AMOUNT}(?:\s+{_PAD_COLOR})?(?:\s+(?:on|to|at|along|around)\s+(?:{_SIDES}|(?:each|every|all|both)\s+(?:sides?|edges?)))?(?:\s+{_PAD_COLOR})?": {},
+        rf"{_PAD_LEAD}\s+(?:by\s+)?{_AMOUNT}(?:\s+{_PAD_COLOR})?(?:\s+(?:on|to|at|along|around)\s+(?:{_SIDES}|(?:each|every|all|both)\s+(?:sides?|edges?)))?(?:\s+{_PAD_COLOR})?": {},
         rf"(?:add\s+)?{_AMOUNT}\s+(?:of\s+)?(?:{_PAD_COLOR}\s+)?(?:padding|white\s*space|empty\s+space|blank\s+space)(?:\s+{_PAD_COLOR})?": {},
         rf"(?:pad|extend|expand|widen)\s+{_SIDES}(?:\s+(?:side|edge)s?)?\s+(?:with|by)\s+{_AMOUNT}(?:\s+of)?(?:\s+{_PAD_COLOR}|\s+{_PAD_NOUN})*": {},
     }
@@ -678,7 +880,7 @@ class Pad(Operation):
             value, unit = amount
             if value <= 0:
                 raise NotUnderstood("The amount to add must be positive, e.g. 'add 50 px of white space at the top'.")
-            out["sides"] = _sides_in(phrase) or ["top", "bottom", "left", "right"]
+            out["sides"] = tuple(_sides_in(phrase) or ["top", "bottom", "left", "right"])
             out["value"], out["unit"] = value, unit
         elif params.get("ratio_default"):
             out["ratio"] = (16, 9)
@@ -692,40 +894,22 @@ class Pad(Operation):
     @classmethod
     def margins(cls, w: int, h: int, params: dict[str, Any]) -> tuple[int, int, int, int]:
         """Pixels to add ``(top, bottom, left, right)`` to a ``w`` x ``h`` image."""
-        if "size" in params:
-            tw, th = params["size"]
-        elif "ratio" in params:
-            rw, rh = params["ratio"]
-            r = rw / rh
-            tw, th = (max(w, round(h * r)), h) if w / h < r else (w, max(h, round(w / r)))
-        else:
-            add = {}
-            for side in ("top", "bottom", "left", "right"):
-                full = h if side in ("top", "bottom") else w
-                amt = params["value"] if params["unit"] == "px" else full * params["value"] / 100
-                add[side] = round(amt) if side in params["sides"] else 0
-            return add["top"], add["bottom"], add["left"], add["right"]
-        if tw < w or th < h:
-            raise BackendDeclined(
-                f"Padding cannot make a {w}x{h} image {tw}x{th}: that is smaller. "
-                f"Try 'resize to {tw}x{th}' or 'crop to {tw}x{th}' instead."
-            )
-        left, top = (tw - w) // 2, (th - h) // 2
-        return top, th - h - top, left, tw - w - left
+        return fn.pad_margins(w, h, cls.typed(params))
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        top, bottom, left, right = cls.margins(pic.width, pic.height, params)
-        nw, nh = pic.width + left + right, pic.height + top + bottom
-        _check_size(nw, nh)
-        rgb = np.empty((nh, nw, 3), np.uint8)
-        rgb[:] = params["color"]
-        rgb[top:top + pic.height, left:left + pic.width] = pic.rgb
-        alpha = None
-        if params.get("transparent") or pic.alpha is not None:
-            alpha = np.full((nh, nw), 0 if params.get("transparent") else 255, np.uint8)
-            alpha[top:top + pic.height, left:left + pic.width] = 255 if pic.alpha is None else pic.alpha
-        return Picture(rgb, alpha)
+    def verify(cls, before: Picture, after: Picture, params: dict[str, Any]) -> str | None:
+        try:
+            t, b, l, r = cls.margins(before.width, before.height, params)
+        except fn.SizeError as exc:
+            return str(exc)
+        want = (before.width + l + r, before.height + t + b)
+        if (after.width, after.height) != want:
+            return f"the canvas came out {after.width}x{after.height} px, not {want[0]}x{want[1]}"
+        if "ratio" in params:
+            rw, rh = params["ratio"]
+            if min(abs(want[0] - want[1] * rw / rh), abs(want[1] - want[0] * rh / rw)) > 1.0 + 1e-9:
+                return f"the canvas came out {want[0]}x{want[1]} px, which is not {rw:g}:{rh:g}"
+        return None
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:

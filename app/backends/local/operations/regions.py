@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..functions import canvas as fn
 from ..colors import COLOR, color_name, require_colors
 from ..picture import Picture
 from ..registry import EDIT, ApplyContext, NotUnderstood, Operation, ParseContext, register
@@ -72,7 +73,9 @@ class Remove(Operation):
 class FillColor(Operation):
     """Fill the selected region with a solid colour."""
 
-    name = "fill"
+    name = "fill_selection"
+    Params = fn.FillParams
+    function = staticmethod(fn.fill)
     modes = frozenset({EDIT})
     needs_mask = True
     priority = 70
@@ -84,12 +87,6 @@ class FillColor(Operation):
     def parse(cls, phrase: str, params: dict[str, Any], ctx: ParseContext) -> dict[str, Any]:
         colors = require_colors(phrase, "Name the colour to fill with, e.g. 'fill this with white'.")
         return {"color": colors[-1]}
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        rgb = np.empty_like(pic.rgb)
-        rgb[:] = params["color"]
-        return Picture(rgb, pic.alpha)
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:

@@ -32,7 +32,14 @@ _NOUN = (
     r"watermark|tagline|phrase|lettering|meme\s+text|inscription|greeting|sign|name|letters?|numbers?|digits?|initials|"
     r"date|signature|credit|copyright|motto|tag)"
 )
-_SAYS = r"(?:saying|says|that\s+says|reading|reads|which\s+reads|with\s+(?:text|words?)|of|:|,)"
+#: Words that introduce the exact text: "saying", "that reads", "which says",
+#: "with the words", "spelling out", ":".
+_SAYS = (
+    r"(?:(?:which|that)\s+)?(?:says?|saying|reads?|reading|spells?(?:\s+out)?|spelling(?:\s+out)?|states?|stating|"
+    r"shows?|showing|displays?|displaying|goes|going)"
+    r"|with\s+(?:(?:following|these|those)\s+)?(?:text|words?|message|caption|title|phrase|line|inscription|lettering)(?:\s+(?:saying|reading))?"
+    r"|of|:|,"
+)
 _LETTERS = r"(?:letters|font|text|type|lettering|characters|color|ink|caps)"
 _BANNER = r"(?:banner|box|bar|strip|band|label|ribbon|rectangle)"
 _BACKDROP = r"(?:background|backdrop)"
@@ -48,9 +55,14 @@ def _modifier(banner_nouns: str) -> str:
 
 
 def _phrases(banner_nouns: str) -> dict[str, dict[str, Any]]:
-    lead = rf"(?:{_VERB}\s+)?(?:{_ADJ}{_NOUN}\s+)?(?:{_SAYS}\s+)?"
-    # a modifier directly followed by another quoted text belongs to that text
-    mod = rf"{_modifier(banner_nouns)}(?!\s*,?\s*(?:{_ADJ}{_NOUN}\s+)?(?:{_SAYS}\s+)?⟦)"
+    # modifiers may come between the noun and the words: "a sign at the top that says 'OPEN'"
+    lead = (
+        rf"(?:{_VERB}\s+)?(?:{_ADJ}{_NOUN}\s*,?\s*(?:(?:{_modifier(banner_nouns)})\s*,?\s*)*)?"
+        rf"(?:(?:{_SAYS})\s*,?\s*)?"
+    )
+    # a modifier after a quote belongs to it ("'A' at the top, 'B' at the bottom")
+    mod = _modifier(banner_nouns)
+    says_words = _SAYS.replace("|of|:|,", "")
     banner_lead = (
         rf"(?:{_VERB}\s+)?(?:(?:{_SIZE_WORD}|{COLOR})\s+)*{_BANNER}(?:\s*,?\s*{_modifier(banner_nouns)})*"
         rf"\s+(?:{_SAYS}|with|containing|for|that\s+reads|which\s+says)?\s*(?:text\s+|words?\s+)?"
@@ -58,7 +70,10 @@ def _phrases(banner_nouns: str) -> dict[str, dict[str, Any]]:
     return {
         rf"{banner_lead}{QUOTE}(?:\s*,?\s*{mod})*": {},
         rf"{lead}{QUOTE}(?:\s*,?\s*{mod})*": {},
-        rf"(?:{_modifier(banner_nouns)}\s*,?\s*)+{lead}{QUOTE}(?:\s+{mod})*": {},
+        rf"(?:{_modifier(banner_nouns)}\s+)+(?:{_VERB}\s+)?(?:{_ADJ}{_NOUN}\s+)?(?:(?:{says_words})\s+)?{QUOTE}(?:\s+{mod})*": {},
+        # "at the top, write 'Hello'": after a comma a verb, noun or "saying" must follow
+        rf"(?:{_modifier(banner_nouns)}\s*,?\s*)+(?:{_VERB}\s+(?:{_ADJ}{_NOUN}\s+)?|{_ADJ}{_NOUN}\s+|(?:{says_words})\s+)"
+        rf"(?:(?:{says_words})\s+)?{QUOTE}(?:\s+{mod})*": {},
         rf"(?:{_VERB}\s+)?{QUOTE}\s+as\s+{_ADJ}{_NOUN}(?:\s+{mod})*": {},
         rf"(?:{_VERB}\s+)?{_ADJ}{_NOUN}(?:\s+{_SAYS})?(?:\s+{mod})*": {"noquote": True},
     }
@@ -85,6 +100,12 @@ class Text(Operation):
             )
         q = re.search(r"⟦(\d+)⟧", phrase)
         text = ctx.quotes[int(q.group(1))]
+        where = r"\b(?:top|bottom|upper|lower|middle|center|centered|left|right|corner)\b"
+        if re.search(where, phrase[:q.start()]) and re.search(where, phrase[q.end():]):
+            raise NotUnderstood(
+                f"I could not tell where {text!r} goes: a position comes both before and after it. "
+                "Put each position right after its text, e.g. add 'A' at the top and 'B' at the bottom."
+            )
         rest = phrase.replace(q.group(0), " ")
         out: dict[str, Any] = {"text": text}
         stroke = re.search(rf"({COLOR})\s+(?:outline|stroke|shadow)", rest)
@@ -103,7 +124,7 @@ class Text(Operation):
         colors = find_colors(rest)
         if colors:
             out["color"] = colors[0]
-        if re.search(rf"{POSITION}", rest) and re.search(r"\b(?:top|bottom|upper|lower|middle|center|centered|centrally|left|right)\b", rest):
+        if re.search(rf"{POSITION}", rest) and re.search(r"\b(?:top|bottom|upper|lower|middle|center|centered|centrally|left|right|corner)\b", rest):
             out["position"] = position_in(rest)
         scale = 1.0
         for word, f in _SIZE_FACTORS.items():
@@ -175,7 +196,8 @@ class Text(Operation):
 class GeneratedText(Text):
     """Text on a generated canvas ("on a blue background" there means the canvas)."""
 
-    name = "text"
+    name = "canvas_text"
+    family = "canvas"
     modes = frozenset({GENERATE})
     phrases = _phrases(_BANNER)
 
@@ -199,6 +221,7 @@ class Details(GeneratedText):
     are capitalised; everything else is written as given."""
 
     name = "details"
+    family = "canvas"
     modes = frozenset({GENERATE})
     phrases = {
         rf"(?:(?:on|for|date)\s+)?(?:{_DATE})(?:\s*,?\s*(?:at|from|@)\s+(?:{_TIME})(?:\s*(?:-|to|until|till)\s*(?:{_TIME}))?)?|"
@@ -345,6 +368,11 @@ def draw_text(pic: Picture, params: dict[str, Any], generated: bool = False) -> 
     im = Image.fromarray(pic.rgb, "RGB")
     draw = ImageDraw.Draw(im)
     block_w, block_h, boxes = _measure(draw, lines, font, stroke)
+    if block_w > w or block_h > h:  # never hand over text that is cut off
+        raise BackendDeclined(
+            f"The text {text!r} does not fit legibly on a {w}x{h} image, so I did not add it. "
+            "Try shorter text, or resize the image first."
+        )
     vert, horiz = params.get("position", "center-center").split("-")
     if vert in ("upper", "lower"):  # layouts: a title above the centre, detail lines below it
         y = round(h * (0.42 if vert == "upper" else 0.68) - block_h / 2)

@@ -1,26 +1,19 @@
-"""Colour and tone operations: grayscale, sepia, invert, brightness, contrast,
-saturation, warmth, tint, auto-enhance. None changes the image size."""
+"""Colour and tone grammar: grayscale, sepia, invert, brightness, contrast,
+saturation, warmth, tint, auto-enhance. None changes the image size.
+
+Each operation maps phrases to the typed parameters of
+:mod:`..functions.tone` (whose pure functions do the pixel work); strength
+words and percentages are attached by the parser."""
 from __future__ import annotations
 
 from typing import Any
 
-import cv2
-import numpy as np
-
 from ..colors import COLOR, color_name, require_colors
-from ..picture import Picture, luminance
-from ..registry import ApplyContext, Operation, ParseContext, register
+from ..functions import tone as fn
+from ..registry import Operation, ParseContext, register
 
 _MORE = r"(?:more|increase|increased|raise|boost|up|higher|add|enhance|stronger|crank\s+up|bump\s+up|pump\s+up|turn\s+up|push|amp\s+up|intensify|heighten|improve)"
 _LESS = r"(?:less|decrease|decreased|reduce|reduced|lower|lessen|turn\s+down|tone\s+down|cut|weaken|soften|drop|dial\s+down|dial\s+back|pull\s+back|minimize)"
-
-
-def _amount(params: dict[str, Any], base: float, cap: float = 0.95) -> float:
-    """Effect amount: ``percent``/100 if given, else ``base`` x sqrt(``strength``)
-    (so "slightly" is still visible); at most ``cap``."""
-    if "percent" in params:
-        return min(cap, abs(params["percent"]) / 100.0)
-    return min(cap, base * params.get("strength", 1.0) ** 0.5)
 
 
 @register
@@ -28,6 +21,8 @@ class Grayscale(Operation):
     """Black and white: every channel set to the Rec. 601 luminance."""
 
     name = "grayscale"
+    Params = fn.NoParams
+    function = staticmethod(fn.grayscale)
     phrases = {
         r"black\s+(?:and\s+)?white|gray\s*scale|gray\s+tones?|monochrome|monochromatic|mono|noir|"
         r"(?:desaturate|desaturated)\s+(?:completely|fully|entirely|totally|100%)|"
@@ -40,32 +35,11 @@ class Grayscale(Operation):
     }
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        y = np.clip(np.rint(luminance(pic.rgb)), 0, 255).astype(np.uint8)
-        return Picture(np.repeat(y[..., None], 3, axis=2), pic.alpha)
-
-    @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
         return "converted to black and white"
 
 
-#: Sepia line: colour = DARK + s * (LIGHT - DARK) for s in 0..1 (no clipping,
-#: so each channel is an exact linear function of the output luminance).
-SEPIA_DARK = np.array([32.0, 20.0, 10.0], np.float32)
-SEPIA_LIGHT = np.array([255.0, 236.0, 196.0], np.float32)
-
-
-def sepia_rgb(rgb: np.ndarray, shade: np.ndarray | None = None) -> np.ndarray:
-    """Sepia tint of ``rgb`` ``(H, W, 3)`` uint8: a pure function of luminance.
-
-    ``shade`` (``(H, W)`` float 0..1, optional) scales the tone position, e.g.
-    for a vignette; the result stays a linear tint. Returns uint8 ``(H, W, 3)``.
-    """
-    s = luminance(rgb) / 255.0
-    if shade is not None:
-        s = s * shade
-    out = SEPIA_DARK + s[..., None] * (SEPIA_LIGHT - SEPIA_DARK)
-    return np.rint(out).astype(np.uint8)
+SEPIA_DARK, SEPIA_LIGHT, sepia_rgb = fn.SEPIA_DARK, fn.SEPIA_LIGHT, fn.sepia_rgb
 
 
 @register
@@ -73,15 +47,13 @@ class Sepia(Operation):
     """Sepia: a brown monochrome tint of the luminance."""
 
     name = "sepia"
+    Params = fn.NoParams
+    function = staticmethod(fn.sepia)
     phrases = {
         r"(?:(?:old|classic|warm|brownish|brown|antique|faded|nice|subtle|light|strong)\s+)*"
         r"sepia(?:\s+(?:tone|toned|tones|tint|tinted|filter|effect|look|color|colors|feel|vibe|style|treatment|wash))?|"
         r"sepia\s*toned?|(?:brownish|brown)\s+(?:tone|tint|monochrome|wash)": {},
     }
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        return Picture(sepia_rgb(pic.rgb), pic.alpha)
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -93,15 +65,13 @@ class Invert(Operation):
     """Negative: 255 minus every channel."""
 
     name = "invert"
+    Params = fn.NoParams
+    function = staticmethod(fn.invert)
     phrases = {
         r"invert(?:ed)?(?:\s+colors?)?|inverse(?:\s+colors?)?|(?:photo\s+|film\s+|color\s+)?negative|colors?\s+inverted|"
         r"(?:reverse|flip|swap|switch|turn)\s+(?:all\s+)?colors?(?:\s+around)?(?:\s+(?:to|into)\s+(?:their\s+)?opposites?)?|"
         r"opposite\s+colors?|colors?\s+(?:reversed|flipped|swapped)": {},
     }
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        return Picture(255 - pic.rgb, pic.alpha)
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -113,6 +83,8 @@ class Brightness(Operation):
     """Brighter (lifts towards white, keeping white) or darker (scales towards black)."""
 
     name = "brightness"
+    Params = fn.Amount
+    function = staticmethod(fn.brightness)
     takes_strength = True
     phrases = {
         rf"brighter|lighter|brighten(?:\s+up)?|lighten(?:\s+up)?|less\s+dark|more\s+(?:bright|light|luminous|exposed)|"
@@ -121,13 +93,6 @@ class Brightness(Operation):
         rf"darker|darken|dimmer|dim(?:\s+down)?|less\s+(?:bright|light)|{_LESS}\s+(?:brightness|exposure|lightness|luminosity)|"
         rf"(?:brightness|exposure)\s+(?:down|lower|reduced)|(?:too|very|quite)\s+bright|overexposed|underexpose|moodier": {"direction": -1},
     }
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        a = _amount(params, 0.22 if params["direction"] > 0 else 0.25)
-        f = pic.rgb.astype(np.float32)
-        out = f + a * (255.0 - f) if params["direction"] > 0 else f * (1.0 - a)
-        return pic.with_rgb(out)
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -139,6 +104,8 @@ class Contrast(Operation):
     """Contrast: stretch (or squeeze) around the mean luminance."""
 
     name = "contrast"
+    Params = fn.Amount
+    function = staticmethod(fn.contrast)
     takes_strength = True
     phrases = {
         rf"{_MORE}\s+contrast|contrast\s+(?:up|higher|boost|boosted|increased)|(?:more\s+)?contrasty|punchier|punchy|"
@@ -149,21 +116,8 @@ class Contrast(Operation):
     }
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        a = _amount(params, 0.35, cap=3.0)
-        k = 1.0 + a if params["direction"] > 0 else max(0.05, 1.0 - min(a, 0.95))
-        mean = float(luminance(pic.rgb).mean())
-        return pic.with_rgb((pic.rgb.astype(np.float32) - mean) * k + mean)
-
-    @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
         return "increased the contrast" if params["direction"] > 0 else "reduced the contrast"
-
-
-def _mix_saturation(rgb: np.ndarray, k: float) -> np.ndarray:
-    f = rgb.astype(np.float32)
-    y = luminance(rgb)[..., None]
-    return y + (f - y) * k
 
 
 @register
@@ -172,6 +126,8 @@ class Saturation(Operation):
     saturated never reaches gray (use black and white for that)."""
 
     name = "saturation"
+    Params = fn.Amount
+    function = staticmethod(fn.saturation)
     takes_strength = True
     phrases = {
         rf"{_MORE}\s+(?:saturation|colors?|colorfulness|vibrance|vibrancy)|(?:more\s+)?(?:saturated|vivid|vibrant|colorful)(?:\s+colors?)?|"
@@ -186,16 +142,6 @@ class Saturation(Operation):
     }
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        if params["direction"] > 0:
-            k = 1.0 + _amount(params, 0.5, cap=3.0)
-        else:
-            k = max(0.15, 1.0 - _amount(params, 0.45, cap=1.0))
-            if params.get("percent", 0) >= 100:
-                k = 0.0
-        return pic.with_rgb(_mix_saturation(pic.rgb, k))
-
-    @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
         return "made the colours more vivid" if params["direction"] > 0 else "made the colours less saturated"
 
@@ -205,6 +151,8 @@ class Warmth(Operation):
     """Colour temperature: warmer raises red and lowers blue; cooler the reverse."""
 
     name = "warmth"
+    Params = fn.Amount
+    function = staticmethod(fn.warmth)
     takes_strength = True
     priority = 40
     phrases = {
@@ -213,12 +161,6 @@ class Warmth(Operation):
         rf"(?:cooler|colder|cool\s+(?:down|off)|cold|bluer|bluish)(?:\s+(?:colors?|tones?))?|{_LESS}\s+(?:warmth|temperature)|(?:cool|cold|icy|bluish)\s+(?:tones?|tint|cast|look|hue|feel|light)|"
         rf"more\s+(?:blue|cool|cold)|icy|wintry|less\s+(?:warm|yellow|orange)": {"direction": -1},
     }
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        a = _amount(params, 0.12, cap=0.8) * params["direction"]
-        gains = np.array([1.0 + a, 1.0 + a * 0.15, 1.0 - a], np.float32)
-        return pic.with_rgb(pic.rgb.astype(np.float32) * gains)
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -230,6 +172,8 @@ class Tint(Operation):
     """Colour tint: multiply by a colour filter, normalised to keep brightness."""
 
     name = "tint"
+    Params = fn.TintParams
+    function = staticmethod(fn.tint)
     takes_strength = True
     phrases = {
         rf"{COLOR}\s+(?:tint|tinted|cast|tone|tones|hue|wash|overlay|filter|glow|toning)|"
@@ -243,14 +187,6 @@ class Tint(Operation):
         return params
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        a = _amount(params, 0.35, cap=1.0)
-        gel = (1.0 - a) + a * np.array(params["color"], np.float32) / 255.0
-        lum = 0.299 * gel[0] + 0.587 * gel[1] + 0.114 * gel[2]
-        gel = gel / max(lum, 0.05)
-        return pic.with_rgb(pic.rgb.astype(np.float32) * gel)
-
-    @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
         return f"added a {color_name(params['color'])} tint"
 
@@ -260,6 +196,8 @@ class AutoEnhance(Operation):
     """Auto-enhance: local contrast (CLAHE on lightness) and a little more colour."""
 
     name = "auto_enhance"
+    Params = fn.Amount
+    function = staticmethod(fn.auto_enhance)
     takes_strength = True
     phrases = {
         r"auto(?:matic(?:ally)?)?\s*(?:(?:adjust|correct|fix|balance|set)\s+)?(?:levels?|contrast|tones?|colors?|exposure)|"
@@ -268,15 +206,6 @@ class AutoEnhance(Operation):
         r"\s+auto(?:matic(?:ally)?)?|auto(?:matic)?\s+white\s+balance|one\s+click\s+(?:fix|enhance)|"
         r"equali[sz]e(?:\s+histogram)?|histogram\s+equali[sz]ation|normali[sz]e|(?:fix|correct)\s+(?:lighting|colors|exposure)|hdr(?:\s+look)?": {},
     }
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        s = params.get("strength", 1.0)
-        lab = cv2.cvtColor(pic.rgb, cv2.COLOR_RGB2LAB)
-        clahe = cv2.createCLAHE(clipLimit=1.5 + 1.0 * s, tileGridSize=(8, 8))
-        lab[..., 0] = clahe.apply(np.ascontiguousarray(lab[..., 0]))
-        rgb = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
-        return pic.with_rgb(_mix_saturation(rgb, 1.0 + 0.15 * s))
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
