@@ -656,6 +656,23 @@
     if (wasClosed && source) refreshLive();
   });
 
+  // ------------------------------------------------------------ earlier turns
+  // A thread page shows its newest turns; the placeholder above them loads the earlier ones when it
+  // scrolls into view. Watched only after the page has opened at its newest turn, so opening a long
+  // thread does not load its history at once.
+  var olderObserver = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      if (!e.isIntersecting) return;
+      olderObserver.unobserve(e.target);
+      htmx.trigger(e.target, "load-older");
+    });
+  }) : null;
+  function watchOlderTurns(root) {
+    if (!olderObserver || !root.querySelectorAll) return;
+    root.querySelectorAll("li.older-turns button").forEach(function (b) { olderObserver.observe(b); });
+  }
+  document.addEventListener("htmx:load", function (evt) { watchOlderTurns(evt.target); });
+
   // ------------------------------------------------------------ elapsed time
   function tick() {
     var now = Date.now();
@@ -681,6 +698,7 @@
     // A thread opens at its newest turn, as chat apps do.
     var turns = $all("#conversation .turn");
     if (turns.length > 1 && !location.hash && $("#composer")) turns[turns.length - 1].scrollIntoView({ block: "end" });
+    watchOlderTurns(document);
     initCompare();
     autogrow($("#instruction"));
     var title = $("#thread-title");

@@ -109,6 +109,16 @@ def test_a_branched_conversation(ui, photo, fake):
     submit(page, "on the left")  # continues the conversation that asked
     expect_version(page, 6)
 
+    # The same conversation on a phone, in dark mode.
+    page.set_viewport_size(PHONE)
+    page.emulate_media(color_scheme="dark")
+    page.reload()
+    busy_false(page)
+    page.locator("section#conversation li.turn.status-answered").scroll_into_view_if_needed()
+    shot(page, "chat-phone-dark")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.emulate_media(color_scheme="light")
+
     requests = sent(fake)[start:]
     thread = page.request.get(f"/api/v1/threads/{tid}").json()
     turns = [t for t in thread["turns"] if t["kind"] == "edit"]

@@ -30,6 +30,7 @@ class LocalBackend(ImageBackend):
     backgrounds, inpainting of a selected area, and plain generated canvases."""
 
     name = "local"
+    label = "Local (offline)"
     can_generate = True
     accepts_mask = True
     accepts_references = True
