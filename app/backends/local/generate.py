@@ -68,7 +68,16 @@ _NOUN = _PLATFORM + (
 
 @register
 class Canvas(Operation):
-    """Canvas size and shape: "800x600", "256 by 256 pixels", "square", "a poster"."""
+    """Canvas size and shape: "800x600", "256 by 256 pixels", "square", "a poster".
+
+    No typed parameters or pixel function of its own, on purpose: the size
+    is not an edit of a picture but the choice of the picture to start
+    from. :func:`make_canvas` weighs every canvas step of the plan (an
+    exact size or ratio over a shape word over a layout noun such as
+    "poster", and the request's own size) before any step runs, and
+    :meth:`finalize` checks that they agree. Applied to the picture, the
+    step changes nothing; a blank-canvas function here would either be the
+    identity or, run after a fill of the same stage, wipe it."""
 
     name = "canvas"
     modes = frozenset({GENERATE})

@@ -90,7 +90,10 @@ class Operation:
     compiled: ClassVar[list[tuple[Phrase, dict[str, Any]]]] = []
     #: Typed parameters (a frozen dataclass, units and bounds in its
     #: docstring) and the pure pixel function ``f(PIL image, params) -> PIL
-    #: image``. Operations that set both get :meth:`apply` for free.
+    #: image``. Operations that set both get :meth:`apply` for free. Where
+    #: the function needs more than the picture (a mask, detected face
+    #: boxes, a subject mask, a reference image: extra explicit arguments),
+    #: the operation's own :meth:`apply` finds or takes them and calls it.
     Params: ClassVar[type | None] = None
     function: ClassVar[Callable[..., Any] | None] = None
 
@@ -215,9 +218,12 @@ def operations(mode: str) -> list[type[Operation]]:
 @dataclass(frozen=True)
 class Entry:
     """One registered operation: its unique ``name``, ``family``, typed
-    ``params`` (dataclass, or None where the parameters are still a plain
-    dict), pixel ``function`` (or None), one-line ``description`` and the
-    grammar class ``op``."""
+    ``params`` (dataclass), pixel ``function``, one-line ``description``
+    and the grammar class ``op``.
+
+    ``params`` and ``function`` are None only for the plan markers that
+    change no pixels (``canvas``, ``purpose``, ``meme``): they constrain or
+    lay out other steps, and their docstrings say why."""
 
     name: str
     family: str

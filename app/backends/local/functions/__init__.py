@@ -3,9 +3,13 @@
 Each module here holds, per operation, a frozen dataclass of parameters
 (units and bounds in its docstring, checked in ``__post_init__``) and a
 function ``f(image: PIL.Image.Image, params) -> PIL.Image.Image`` that knows
-nothing about language. The grammar (:mod:`..operations`) maps phrases to
-these parameters; the registry (:mod:`..registry`) maps each unique operation
-name to (parameters, function, description).
+nothing about language. Operations that need more than the picture take
+it as further explicit arguments: a selection mask (``regions.inpaint``,
+``text.draw_text_in_mask``), detected face boxes (``faces.obscure_faces``),
+the subject's soft mask (``background.replace_background``) or a reference
+image (``neural.reference_style``). The grammar (:mod:`..operations`) maps
+phrases to these parameters; the registry (:mod:`..registry`) maps each
+unique operation name to (parameters, function, description).
 """
 from __future__ import annotations
 

@@ -3,7 +3,12 @@ subject. The subject is estimated with GrabCut at reduced resolution (seeded
 by a person prior under a detected face, else saliency and a centre prior),
 edges refined with a guided filter; :func:`subject_confidence` measures how
 clearly one subject separates, and the edit is declined below
-:data:`MIN_CONFIDENCE`."""
+:data:`MIN_CONFIDENCE`.
+
+Finding the subject (:func:`segment`, :func:`foreground_alpha`) is here,
+with the grammar; the typed :class:`~..functions.background.BackgroundParams`
+and the pure :func:`~..functions.background.replace_background` (the
+subject's soft mask an explicit argument) do the pixel work."""
 from __future__ import annotations
 
 import re
@@ -17,10 +22,11 @@ import numpy as np
 from app.backends.base import BackendDeclined
 
 from ..colors import COLOR, color_name, find_colors
+from ..functions import ParamError
+from ..functions import background as fn
 from ..picture import Picture, luminance
 from ..registry import EDIT, ApplyContext, Operation, ParseContext, register
 from .faces import detect_faces
-from .filters import gaussian_blur
 
 #: Longer side, in pixels, of the copy GrabCut segments.
 SEGMENT_SIDE = 320
@@ -232,7 +238,12 @@ def foreground_alpha(rgb: np.ndarray) -> np.ndarray:
     """The estimated subject of ``(H, W, 3)`` uint8 RGB as ``(H, W)`` float32
     in 0..1 (1 = subject); see :func:`segment`. Raises ``BackendDeclined``
     when no subject separates, or the estimate's confidence is below
-    :data:`MIN_CONFIDENCE`."""
+    :data:`MIN_CONFIDENCE`.
+
+Finding the subject (:func:`segment`, :func:`foreground_alpha`) is here,
+with the grammar; the typed :class:`~..functions.background.BackgroundParams`
+and the pure :func:`~..functions.background.replace_background` (the
+subject's soft mask an explicit argument) do the pixel work."""
     seg = segment(rgb)
     if seg.confidence < MIN_CONFIDENCE:
         raise BackendDeclined(NO_SUBJECT)
@@ -262,6 +273,8 @@ class Background(Operation):
     or black and white, keeping the estimated subject."""
 
     name = "background"
+    Params = fn.BackgroundParams
+    function = staticmethod(fn.replace_background)
     modes = frozenset({EDIT})
     priority = 30
     phrases = {
@@ -291,19 +304,10 @@ class Background(Operation):
     @classmethod
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
         a = foreground_alpha(pic.rgb)
-        action = params["action"]
-        if action == "transparent":
-            base = np.full(a.shape, 255, np.uint8) if pic.alpha is None else pic.alpha
-            return Picture(pic.rgb, np.rint(a * base).astype(np.uint8))
-        f = pic.rgb.astype(np.float32)
-        if action == "blur":
-            back = gaussian_blur(pic.rgb, max(4.0, 0.012 * max(pic.width, pic.height))).astype(np.float32)
-        elif action == "gray":
-            back = np.repeat(luminance(pic.rgb)[..., None], 3, axis=2)
-        else:
-            back = np.empty_like(f)
-            back[:] = params.get("color", (255, 255, 255))
-        return pic.with_rgb(back + (f - back) * a[..., None])
+        try:
+            return Picture.from_pil(fn.replace_background(pic.to_pil(), cls.typed(params), a))
+        except ParamError as exc:
+            raise BackendDeclined(str(exc)[:1].upper() + str(exc)[1:] + ".") from None
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:

@@ -1,5 +1,10 @@
 """Faces: find them (Haar cascades bundled with OpenCV) and blur or pixelate
-them; pixels outside the face boxes stay unchanged."""
+them; pixels outside the face boxes stay unchanged.
+
+Detection (:func:`detect_faces`) is here; the grammar maps phrases to the
+typed :class:`~..functions.faces.FacesParams`, and the pure function
+:func:`~..functions.faces.obscure_faces` takes the detected boxes as an
+explicit argument."""
 from __future__ import annotations
 
 import re
@@ -10,9 +15,10 @@ import numpy as np
 
 from app.backends.base import BackendDeclined
 
+from ..functions import ParamError
+from ..functions import faces as fn
 from ..picture import Picture, luminance
 from ..registry import EDIT, ApplyContext, Operation, ParseContext, register
-from .filters import gaussian_blur, pixelate_rgb
 
 #: Longer side, in pixels, of the copy faces are searched in.
 DETECT_SIDE = 640
@@ -78,6 +84,8 @@ class FaceBlur(Operation):
     """Blur or pixelate every detected face; pixels outside the face boxes stay unchanged."""
 
     name = "faces"
+    Params = fn.FacesParams
+    function = staticmethod(fn.obscure_faces)
     modes = frozenset({EDIT})
     takes_strength = True
     phrases = {
@@ -98,20 +106,12 @@ class FaceBlur(Operation):
                 "I could not find a face in this image, so nothing was changed. Select the area "
                 "yourself and say 'blur this' or 'pixelate this', or try 'blur the background'."
             )
-        out = pic.rgb.copy()
-        for x, y, w, h in faces:
-            pad_x, pad_y = round(w * 0.12), round(h * 0.18)
-            x0, y0 = max(0, x - pad_x), max(0, y - pad_y)
-            x1, y1 = min(pic.width, x + w + pad_x), min(pic.height, y + h + pad_y)
-            region = pic.rgb[y0:y1, x0:x1]
-            if params["method"] == "pixelate":
-                block = max(4, round(max(w, h) / (10 / params.get("strength", 1.0))))
-                out[y0:y1, x0:x1] = pixelate_rgb(region, block)
-            else:
-                sigma = max(3.0, max(w, h) / 7.0 * params.get("strength", 1.0))
-                out[y0:y1, x0:x1] = gaussian_blur(region, sigma)
+        try:
+            out = fn.obscure_faces(pic.to_pil(), cls.typed(params), faces)
+        except ParamError as exc:
+            raise BackendDeclined(str(exc)[:1].upper() + str(exc)[1:] + ".") from None
         params["count"] = len(faces)
-        return Picture(out, pic.alpha)
+        return Picture.from_pil(out)
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:

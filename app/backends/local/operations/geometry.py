@@ -185,7 +185,12 @@ def _label(ratio: tuple[float, float]) -> str:
 class Purpose(Operation):
     """Where the picture is going ("for a story", "for print"): no pixels of
     its own. It must agree with the orientation of a crop, resize or pad in
-    the same instruction, and gives a bare "crop it" its ratio."""
+    the same instruction, and gives a bare "crop it" its ratio.
+
+    No typed parameters or pixel function, on purpose: a purpose only
+    constrains or completes the plan (:meth:`finalize`, and the crop's own
+    finalize reads its ``ratio``); applied to a picture it is the identity,
+    so a dataclass and a function here would describe nothing."""
 
     name = "purpose"
     modes = frozenset({EDIT})

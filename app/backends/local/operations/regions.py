@@ -1,5 +1,10 @@
 """Operations on the selected region only: remove (inpaint) and fill with a colour.
 
+The grammar maps phrases to the typed parameters of
+:mod:`..functions.regions` and :mod:`..functions.canvas`; the pure
+functions do the pixel work (the mask is an explicit argument of
+:func:`~..functions.regions.inpaint`).
+
 They need a mask; without one the instruction is declined with a hint to
 select the area first.
 """
@@ -7,10 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import cv2
-import numpy as np
-
 from ..functions import canvas as fn
+from ..functions import regions as rfn
 from ..colors import COLOR, color_name, require_colors
 from ..picture import Picture
 from ..registry import EDIT, ApplyContext, NotUnderstood, Operation, ParseContext, register
@@ -25,27 +28,8 @@ _STOP = (
 )
 _OBJECT = rf"(?:\s+(?!{_STOP})[a-z]+(?:\s+(?!{_STOP})[a-z]+)?(?:\s+(?:from|in|on)\s+(?!{_STOP})[a-z]+)?)?"
 #: Longer side, in pixels, at which large holes are inpainted (then upscaled).
-INPAINT_SIDE = 1024
-
-
-def inpaint(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Fill the ``mask > 0`` pixels of ``(H, W, 3)`` uint8 ``rgb`` from their
-    surroundings (OpenCV Telea inpainting, mask dilated a few pixels). Returns
-    ``(H, W, 3)`` uint8; pixels outside the dilated mask are unchanged."""
-    h, w = mask.shape
-    grow = max(3, round(max(h, w) / 250))
-    m = cv2.dilate((mask > 0).astype(np.uint8) * 255, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    f = min(1.0, INPAINT_SIDE / max(h, w))
-    radius = max(3, round(6 * f))
-    if f < 1.0:
-        small = cv2.resize(rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
-        sm = cv2.resize(m, small.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-        filled = cv2.resize(cv2.inpaint(small, sm, radius, cv2.INPAINT_TELEA), (w, h), interpolation=cv2.INTER_CUBIC)
-    else:
-        filled = cv2.inpaint(rgb, m, radius, cv2.INPAINT_TELEA)
-    out = rgb.copy()
-    out[m > 0] = filled[m > 0]
-    return out
+INPAINT_SIDE = rfn.INPAINT_SIDE
+inpaint = rfn.inpaint_rgb
 
 
 @register
@@ -53,6 +37,8 @@ class Remove(Operation):
     """Remove what is in the selected region by inpainting it from its surroundings."""
 
     name = "remove"
+    Params = rfn.InpaintParams
+    function = staticmethod(rfn.inpaint)
     modes = frozenset({EDIT})
     needs_mask = True
     priority = 90
@@ -62,7 +48,7 @@ class Remove(Operation):
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
         if ctx.mask is None:
             raise NotUnderstood("Select the area to remove first.")
-        return Picture(inpaint(pic.rgb, ctx.mask), pic.alpha)
+        return Picture.from_pil(rfn.inpaint(pic.to_pil(), cls.typed(params), ctx.mask))
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:

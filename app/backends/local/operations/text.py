@@ -1,20 +1,25 @@
-"""Text: exact quoted text placed at the top, bottom, centre or a corner,
-sized to fit, kept legible with an outline (or a banner when asked).
-Meme style puts the first text at the top and the second at the bottom."""
+"""Text grammar: exact quoted text placed at the top, bottom, centre or a
+corner, sized to fit, kept legible with an outline (or a banner when asked).
+Meme style puts the first text at the top and the second at the bottom.
+
+``text``, ``canvas_text`` and ``details`` map phrases to the typed
+:class:`~..functions.text.TextParams`; the pure functions of
+:mod:`..functions.text` do the drawing. ``meme`` is a layout marker with no
+pixels of its own (see its docstring)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
-
-import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from app.backends.base import BackendDeclined
 
 from ..colors import COLOR, color_name, find_colors
 from ..fonts import font_for
+from ..functions import ParamError
+from ..functions import text as fn
 from ..phrases import POSITION, QUOTE, position_in
-from ..picture import Picture, luminance
+from ..picture import Picture
 from ..registry import EDIT, GENERATE, ApplyContext, NotUnderstood, Operation, ParseContext, Step, register
 
 _VERB = (
@@ -89,6 +94,8 @@ class Text(Operation):
     ("top-center"...), ``color``, ``outline``, ``banner``, ``scale``, ``style``."""
 
     name = "text"
+    Params = fn.TextParams
+    function = staticmethod(fn.draw_text)
     modes = frozenset({EDIT})
     phrases = _phrases(rf"(?:{_BANNER}|{_BACKDROP})")
 
@@ -179,11 +186,20 @@ class Text(Operation):
 
     @classmethod
     def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        """Draw with :func:`~..functions.text.draw_text` (``generated`` from
+        ``ctx``), or, for text without a position when a region is selected,
+        :func:`~..functions.text.draw_text_in_mask`. A detail line merged
+        into the first one (``skip``) draws nothing. A
+        :class:`~..functions.text.TextError` becomes ``BackendDeclined``."""
         if params.get("skip"):
             return pic
-        if ctx.mask is not None and params.get("default_position"):
-            return _draw_in_mask(pic, params, ctx.mask)
-        return draw_text(pic, params, generated=ctx.generated)
+        try:
+            p = replace(cls.typed(params), generated=ctx.generated)
+            if ctx.mask is not None and params.get("default_position"):
+                return Picture.from_pil(fn.draw_text_in_mask(pic.to_pil(), p, ctx.mask))
+            return Picture.from_pil(fn.draw_text(pic.to_pil(), p))
+        except ParamError as exc:
+            raise BackendDeclined(str(exc)) from None
 
     @classmethod
     def describe(cls, params: dict[str, Any]) -> str:
@@ -250,7 +266,13 @@ class Details(GeneratedText):
 
 @register
 class Meme(Operation):
-    """Meme layout marker: texts go top, then bottom, large with an outline."""
+    """Meme layout marker: texts go top, then bottom, large with an outline.
+
+    No typed parameters or pixel function of its own, on purpose: the marker
+    changes no pixels, it only tells :meth:`Text.finalize` to lay the
+    quoted texts out as a meme (top, then bottom, ``meme=True`` in their
+    :class:`~..functions.text.TextParams`). A function here would be the
+    identity, and the layout is already a parameter of the text."""
 
     name = "meme"
     phrases = {r"meme(?:\s+(?:style|format|template|caption|captions|text))?(?:\s+with)?|(?:impact|meme)\s+font": {}}
@@ -264,160 +286,4 @@ class Meme(Operation):
         return ""
 
 
-def _draw_in_mask(pic: Picture, params: dict[str, Any], mask: np.ndarray) -> Picture:
-    """Draw the text centred in the bounding box of the selected region."""
-    ys, xs = np.nonzero(mask > 127)
-    if len(xs) == 0:
-        return pic
-    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-    sub = Picture(np.ascontiguousarray(pic.rgb[y0:y1, x0:x1]))
-    drawn = draw_text(sub, {**params, "position": "center-center", "fill_box": True})
-    rgb = pic.rgb.copy()
-    rgb[y0:y1, x0:x1] = drawn.rgb
-    return Picture(rgb, pic.alpha)
-
-
-def _wrap(words: list[str], n: int) -> list[str]:
-    """Split ``words`` into ``n`` lines of similar length (in characters)."""
-    total = sum(len(w) for w in words) + len(words) - 1
-    lines, current = [], []
-    for w in words:
-        current.append(w)
-        if len(lines) < n - 1 and len(" ".join(current)) >= total / n:
-            lines.append(" ".join(current))
-            current = []
-    if current:
-        lines.append(" ".join(current))
-    return lines
-
-
-def _measure(draw: ImageDraw.ImageDraw, lines: list[str], font: ImageFont.FreeTypeFont, stroke: int) -> tuple[int, int, list[tuple[int, int, int, int]]]:
-    boxes = [draw.textbbox((0, 0), line, font=font, stroke_width=stroke) for line in lines]
-    width = max(b[2] - b[0] for b in boxes)
-    gap = round(font.size * 0.18)
-    height = sum(b[3] - b[1] for b in boxes) + gap * (len(lines) - 1)
-    return width, height, boxes
-
-
-def fit_text(text: str, font_path: str, max_w: int, target: int) -> tuple[ImageFont.FreeTypeFont, list[str], int]:
-    """Choose a font size (at most ``target`` px) and line breaks (1-3 lines)
-    so ``text`` fits in ``max_w`` pixels. Returns ``(font, lines, stroke_px)``."""
-    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
-    words = text.split() or [text]
-    best: tuple[ImageFont.FreeTypeFont, list[str], int] | None = None
-    for n in range(1, min(3, len(words)) + 1):
-        lines = text.splitlines() if "\n" in text else (_wrap(words, n) if n > 1 else [text])
-        size = max(8, target)
-        while True:
-            font = ImageFont.truetype(font_path, size)
-            stroke = max(1, round(size * 0.07))
-            w, _, _ = _measure(draw, lines, font, stroke)
-            if w <= max_w or size <= 8:
-                break
-            size = max(8, min(size - 1, int(size * max_w / w)))
-        if best is None or size > best[0].size * 1.25:
-            best = (font, lines, stroke)
-        if size >= target * 0.8:
-            break
-    assert best is not None
-    return best
-
-
-def _lum(rgb: tuple[int, int, int]) -> float:
-    return 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
-
-
-def _auto_banner(fill: tuple[int, int, int], region: np.ndarray, n_lines: int) -> tuple[tuple[int, int, int] | None, int]:
-    """A translucent band behind text on a photo when an outline alone may not
-    keep it legible: coloured (mid-tone) text, several lines, or a busy
-    background of the text's own tone. Returns ``(colour or None, alpha)``."""
-    lf = _lum(fill)
-    if 40 < lf < 215:
-        return ((255, 255, 255), 215) if lf < 128 else ((0, 0, 0), 170)
-    lum = luminance(region) if region.size else np.zeros((1, 1), np.float32)
-    same_tone = float((lum >= 200).mean()) if lf >= 128 else float((lum <= 55).mean())
-    if n_lines >= 2 or same_tone > 0.03:
-        return ((0, 0, 0), 140) if lf >= 128 else ((255, 255, 255), 170)
-    return None, 0
-
-
-def _contrast_color(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
-    return (0, 0, 0) if 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 110 else (255, 255, 255)
-
-
-def draw_text(pic: Picture, params: dict[str, Any], generated: bool = False) -> Picture:
-    """Draw ``params["text"]`` on ``pic`` and return the new picture (same size).
-
-    Uses ``position`` ("top-left" ... "bottom-right"), optional ``color``,
-    ``outline``, ``banner`` (+ ``banner_alpha``), ``scale`` and ``style``.
-    Raises ``BackendDeclined`` when no installed font has the glyphs.
-    """
-    text = params["text"]
-    path = font_for(text, params.get("style", "sans"))
-    if path is None:
-        raise BackendDeclined(f"No installed font can draw {text!r}.")
-    w, h = pic.width, pic.height
-    margin_x, margin_y = round(w * 0.05), round(h * 0.04)
-    base = 0.13 if params.get("meme") else 0.11 if not generated else 0.12
-    if params.get("position", "").endswith(("left", "right")) and params.get("kind") == "watermark":
-        base = 0.05
-    target = max(10, round(min(h * base, w * 0.2) * params.get("scale", 1.0)))
-    if params.get("fill_box"):
-        target = max(10, round(min(h * 0.6, w * 0.3) * params.get("scale", 1.0)))
-    font, lines, stroke = fit_text(text, str(path), w - 2 * margin_x, target)
-    im = Image.fromarray(pic.rgb, "RGB")
-    draw = ImageDraw.Draw(im)
-    block_w, block_h, boxes = _measure(draw, lines, font, stroke)
-    if block_w > w or block_h > h:  # never hand over text that is cut off
-        raise BackendDeclined(
-            f"The text {text!r} does not fit legibly on a {w}x{h} image, so I did not add it. "
-            "Try shorter text, or resize the image first."
-        )
-    vert, horiz = params.get("position", "center-center").split("-")
-    if vert in ("upper", "lower"):  # layouts: a title above the centre, detail lines below it
-        y = round(h * (0.42 if vert == "upper" else 0.68) - block_h / 2)
-    else:
-        y = margin_y if vert == "top" else h - margin_y - block_h if vert == "bottom" else (h - block_h) // 2
-    region = pic.rgb[max(0, y):max(1, y + block_h), :]
-    background = tuple(int(v) for v in region.reshape(-1, 3).mean(axis=0)) if region.size else (128, 128, 128)
-    fill = params.get("color") or (_contrast_color(background) if generated else (255, 255, 255))  # type: ignore[arg-type]
-    outline = params.get("outline") or _contrast_color(fill)
-    if generated and "outline" not in params:
-        lum_fill = 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2]
-        lum_bg = 0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2]
-        stroke = stroke if abs(lum_fill - lum_bg) < 90 else 0
-    banner = params.get("banner")
-    banner_alpha = params.get("banner_alpha", 255)
-    if banner is not None and "color" not in params and banner_alpha > 200:
-        fill = _contrast_color(banner)
-        outline = _contrast_color(fill)
-    subtle = params.get("opacity", 1.0) < 1.0 or params.get("kind") == "watermark"
-    if banner is None and not generated and not params.get("meme") and not subtle:
-        banner, banner_alpha = _auto_banner(fill, region, len(lines))
-    if banner is not None:
-        pad = round(font.size * 0.35)
-        overlay = Image.new("RGBA", im.size, (0, 0, 0, 0))
-        odraw = ImageDraw.Draw(overlay)
-        if horiz == "center":
-            bx0, bx1 = 0, w
-        else:
-            bx0 = margin_x - pad if horiz == "left" else w - margin_x - block_w - pad
-            bx1 = bx0 + block_w + 2 * pad
-        odraw.rectangle((bx0, y - pad, bx1, y + block_h + pad), fill=(*banner, banner_alpha))
-        im = Image.alpha_composite(im.convert("RGBA"), overlay).convert("RGB")
-        draw = ImageDraw.Draw(im)
-        if abs(_lum(banner) - _lum(fill)) > 90:
-            stroke = 0
-    gap = round(font.size * 0.18)
-    for line, box in zip(lines, boxes):
-        lw = box[2] - box[0]
-        x = margin_x if horiz == "left" else w - margin_x - lw if horiz == "right" else (w - lw) // 2
-        draw.text((x - box[0], y - box[1]), line, font=font, fill=tuple(fill), stroke_width=stroke,
-                  stroke_fill=tuple(outline))
-        y += box[3] - box[1] + gap
-    out = np.asarray(im).copy()
-    opacity = float(params.get("opacity", 1.0))
-    if opacity < 1.0:  # semi-transparent (watermarks): blend the drawing with the picture
-        f = pic.rgb.astype(np.float32)
-        out = np.clip(np.rint(f + (out.astype(np.float32) - f) * opacity), 0, 255).astype(np.uint8)
-    return Picture(out, pic.alpha)
+fit_text = fn.fit_text
