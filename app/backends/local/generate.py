@@ -18,7 +18,7 @@ from .colors import COLOR, color_name, find_colors, require_colors
 from .phrases import NUM
 
 from .picture import Picture
-from .registry import GENERATE, ApplyContext, NotUnderstood, Operation, ParseContext, Step, register
+from .registry import GENERATE, ApplyContext, NotUnderstood, Operation, PlanOnlyOperation, ParseContext, Step, register
 
 #: Default canvas size in pixels when none is given.
 DEFAULT_SIZE = (1024, 1024)
@@ -67,7 +67,7 @@ _NOUN = _PLATFORM + (
 
 
 @register
-class Canvas(Operation):
+class Canvas(PlanOnlyOperation):
     """Canvas size and shape: "800x600", "256 by 256 pixels", "square", "a poster".
 
     No typed parameters or pixel function of its own, on purpose: the size
@@ -137,14 +137,6 @@ class Canvas(Operation):
     @classmethod
     def quantities(cls, params: dict[str, Any]) -> set[float]:
         return {float(v) for v in (*params.get("size", ()), *params.get("ratio", ()))}
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        return pic
-
-    @classmethod
-    def describe(cls, params: dict[str, Any]) -> str:
-        return ""
 
 
 @register

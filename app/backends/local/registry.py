@@ -177,6 +177,21 @@ class Operation:
         return cls.name
 
 
+class PlanOnlyOperation(Operation):
+    """An operation that changes the plan, not pixels (``canvas``,
+    ``purpose``, ``meme``): what it understood shapes the other steps, so
+    it has no pixel function, leaves the picture as it is and adds nothing
+    to the summary."""
+
+    @classmethod
+    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
+        return pic
+
+    @classmethod
+    def describe(cls, params: dict[str, Any]) -> str:
+        return ""
+
+
 @dataclass
 class Step:
     """One parsed operation: the class, its parameters, and where it was found

@@ -16,7 +16,7 @@ from ..colors import COLOR, color_name, find_colors
 from ..functions import geometry as fn
 from ..phrases import NUM, percent_in
 from ..picture import Picture
-from ..registry import EDIT, ApplyContext, NotUnderstood, Operation, ParseContext, Step, register
+from ..registry import EDIT, ApplyContext, NotUnderstood, Operation, PlanOnlyOperation, ParseContext, Step, register
 
 #: Largest image an operation may produce (see :mod:`..functions.geometry`).
 MAX_OUTPUT_PIXELS = fn.MAX_OUTPUT_PIXELS
@@ -182,7 +182,7 @@ def _label(ratio: tuple[float, float]) -> str:
 
 
 @register
-class Purpose(Operation):
+class Purpose(PlanOnlyOperation):
     """Where the picture is going ("for a story", "for print"): no pixels of
     its own. It must agree with the orientation of a crop, resize or pad in
     the same instruction, and gives a bare "crop it" its ratio.
@@ -228,14 +228,6 @@ class Purpose(Operation):
                         f"You asked for {_label(shape)}, which is {orientation_of(shape)}, but a "
                         f"{p.params['purpose']} is {orient}. Say which shape you want."
                     )
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        return pic
-
-    @classmethod
-    def describe(cls, params: dict[str, Any]) -> str:
-        return ""
 
 
 def _shape_of(step: Step, w: int | None = None, h: int | None = None) -> tuple[float, float] | None:

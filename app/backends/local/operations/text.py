@@ -20,7 +20,7 @@ from ..functions import ParamError
 from ..functions import text as fn
 from ..phrases import POSITION, QUOTE, position_in
 from ..picture import Picture
-from ..registry import EDIT, GENERATE, ApplyContext, NotUnderstood, Operation, ParseContext, Step, register
+from ..registry import EDIT, GENERATE, ApplyContext, NotUnderstood, Operation, PlanOnlyOperation, ParseContext, Step, register
 
 _VERB = (
     r"(?:add|write|put|place|insert|overlay|print|type|stamp|include|show|display|caption|label|title|"
@@ -265,7 +265,7 @@ class Details(GeneratedText):
 
 
 @register
-class Meme(Operation):
+class Meme(PlanOnlyOperation):
     """Meme layout marker: texts go top, then bottom, large with an outline.
 
     No typed parameters or pixel function of its own, on purpose: the marker
@@ -276,14 +276,6 @@ class Meme(Operation):
 
     name = "meme"
     phrases = {r"meme(?:\s+(?:style|format|template|caption|captions|text))?(?:\s+with)?|(?:impact|meme)\s+font": {}}
-
-    @classmethod
-    def apply(cls, pic: Picture, params: dict[str, Any], ctx: ApplyContext) -> Picture:
-        return pic
-
-    @classmethod
-    def describe(cls, params: dict[str, Any]) -> str:
-        return ""
 
 
 fit_text = fn.fit_text
