@@ -155,4 +155,4 @@ def test_the_backend_picker(ui, photo, fake):
     backend.select_option("local")
     submit(page, "make it black and white")
     expect_version(page, 2)
-    expect(version_figure(page, 2)).to_contain_text("local")
+    expect(version_figure(page, 2)).to_contain_text("Local (offline)")
