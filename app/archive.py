@@ -41,7 +41,7 @@ from app import provenance, services
 from app.imaging import ImageRejected, decode_image, decode_markup, decode_mask, encode_png, encode_thumbnail
 from app.models import TURN_KINDS, Thread, Turn, Version, new_id, utcnow
 from app.services import InvalidInput, Limits
-from app.storage import BlobStore
+from app.storage import BlobStore, write_atomically
 from app.usage import thread_usage
 
 FORMAT = "retouch-thread"
@@ -305,7 +305,7 @@ def timeline_webp(store: BlobStore, thread: Thread, *, side: int = TIMELINE_SIDE
     frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], duration=durations, loop=0,
                    quality=80, method=1, minimize_size=False)
     if cached is not None:
-        provenance.atomic_write(cached, buf.getvalue())
+        write_atomically(cached, buf.getvalue())
     return buf.getvalue()
 
 

@@ -77,9 +77,7 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -92,7 +90,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from app.models import Thread, Version
-from app.storage import SOURCE_SUFFIX
+from app.storage import SOURCE_SUFFIX, create_once, write_atomically
 
 log = logging.getLogger("retouch")
 
@@ -216,24 +214,10 @@ def _ensure_instance_certificate(data_dir: Path) -> tuple[Path, Path]:
         data_dir.mkdir(parents=True, exist_ok=True)
         ca_pem, chain_pem, key_pem = generate_instance_certificate()
         for path, data in ((key_path, key_pem), (ca_path, ca_pem), (chain_path, chain_pem)):
-            _write_once(path, data)
+            create_once(path, data)
         log.info("made a C2PA instance certificate in %s (verifiers will call it untrusted; see the README)",
                  data_dir.resolve())
     return chain_path, key_path
-
-
-def _write_once(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(tmp)
 
 
 def generate_instance_certificate(common_name: str = "Retouch instance",
@@ -474,7 +458,7 @@ class Provenance:
         finally:
             signer.close()
             builder.close()
-        atomic_write(target, out.getvalue())
+        write_atomically(target, out.getvalue())
 
     def check(self) -> None:
         """Sign a 1x1 PNG, so that a certificate c2pa refuses (a self-signed
@@ -613,20 +597,6 @@ def lineage(thread: Thread, number: int) -> list[Version]:
         chain.append(current)
         current = by_number.get(current.parent) if current.parent is not None else None
     return chain[::-1]
-
-
-def atomic_write(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` through a temporary file and ``os.replace``
-    (atomic on POSIX), making its folder if needed."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_credentials(data: bytes, *, max_steps: int = PANEL_STEPS) -> dict:

@@ -29,9 +29,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +38,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.http_limits import send_error
+from app.storage import create_once
 
 OWNER_COOKIE = "retouch_owner"
 COOKIE_MAX_AGE = 400 * 24 * 3600  # the most browsers keep (RFC 6265bis)
@@ -60,15 +59,7 @@ def load_secret_key(configured: str | None, data_dir: Path) -> str:
     if path.is_file():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key-")  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(32))
-        os.link(tmp, path)  # atomic create-if-absent: a concurrent first start keeps one key
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(tmp)
+    create_once(path, secrets.token_urlsafe(32).encode())  # a concurrent first start keeps one key
     return path.read_text().strip()
 
 

@@ -81,19 +81,46 @@ class BlobStore:
             # than its grace period) cannot delete it before the new row commits.
             os.utime(target)
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(target, data)
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target``: a temporary file in the same folder,
+    fsynced, renamed over ``target`` with ``os.replace`` (atomic on POSIX),
+    then the folder fsynced, so a reader never sees a half-written file and
+    a crash never leaves one. Makes the folder if needed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def create_once(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data``, readable by its owner only (mode
+    0600, ``mkstemp``'s), unless it exists already: the file is written
+    under a temporary name and hard-linked into place, which fails when
+    another process got there first (then its file is kept). For secrets
+    made at first start (the cookie key, the C2PA instance key)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
