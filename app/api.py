@@ -292,28 +292,32 @@ PARTIAL_RESPONSES = {200: {"content": {"image/webp": {}}},
 def turn_partial(thread_id: str, turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep,
                  i: int | None = None) -> Response:
     """The running turn's newest partial image (WebP), never cached; 404 once the turn ended."""
+    frame = ctx.partials.get(turn_id)  # before the thread is read: see partial_response
     thread = services.get_thread(session, owner, thread_id)
-    return partial_response(ctx, thread, turn_id, Urls(thread))
+    return partial_response(frame, thread, turn_id, Urls(thread))
 
 
 @router.get("/shared/{token}/turns/{turn_id}/partial", responses=PARTIAL_RESPONSES)
 def shared_turn_partial(token: str, turn_id: str, ctx: ContextDep, session: SessionDep,
                         i: int | None = None) -> Response:
     """A shared thread's running turn's newest partial image, for link holders."""
+    frame = ctx.partials.get(turn_id)  # before the thread is read: see partial_response
     thread = services.get_shared_thread(session, token)
-    return partial_response(ctx, thread, turn_id, Urls(thread, token))
+    return partial_response(frame, thread, turn_id, Urls(thread, token))
 
 
-def partial_response(ctx, thread: Thread, turn_id: str, urls: Urls) -> Response:
-    """Serve the newest partial frame of ``turn_id`` (a turn of ``thread``)
-    from memory (``app/partials.py``), never cached, its 0-based index in
-    the ``X-Partial-Index`` header. Once the turn has ended
+def partial_response(frame, thread: Thread, turn_id: str, urls: Urls) -> Response:
+    """Serve ``frame``, the newest partial frame of ``turn_id`` (a turn of
+    ``thread``) taken from memory (``app/partials.py``), never cached, its
+    0-based index in the ``X-Partial-Index`` header. Once the turn has ended
     its frames are gone: a page that asks a moment too late is sent on to the
-    final image (303 See Other) when the turn made one. Raises HTTPException
-    404 when the turn is not in the thread or has neither."""
+    final image (303 See Other) when the turn made one. The caller takes the
+    frame *before* reading the thread: the worker commits the turn's end
+    first and drops the frame after, so either the frame is still there or
+    the thread read sees the ended turn. Raises HTTPException 404 when the
+    turn is not in the thread or has neither."""
     turn = next((t for t in thread.turns if t.id == turn_id), None)
-    frame = ctx.partials.get(turn_id) if turn is not None else None
-    if frame is not None:  # X-Partial-Index: which frame this is (0-based), newer than the one the URL named
+    if turn is not None and frame is not None:  # X-Partial-Index: which frame this is (0-based), newer than the one the URL named
         return Response(frame.data, media_type="image/webp",
                         headers={"Cache-Control": "no-store", "X-Partial-Index": str(frame.index)})
     if turn is not None and not turn.pending and turn.result_version is not None:

@@ -132,6 +132,10 @@ class Turn(Base):
     revised_prompt: Mapped[str | None] = mapped_column(Text)
     #: How many times a worker has started this turn (crash recovery).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: The worker holding a running turn (``host:pid:n``), and until when its
+    #: lease runs; the holder renews it with a heartbeat (``app/turns.py``).
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
