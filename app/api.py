@@ -6,15 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from app import services
+from app import metrics, services
 from app.backends import get_backend, offered_backends
 from app.db import read_snapshot
-from app.previews import PREVIEW_WIDTHS, preview_path
+from app.previews import PREVIEW_WIDTHS
+from app.storage.delivery import stored_response
 from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.models import Thread, Version
 from app.schemas import (
@@ -110,7 +111,6 @@ async def create_thread(request: Request, ctx: ContextDep, owner: OwnerDep) -> T
             return thread_out(thread, base_url=str(request.base_url), partials=ctx.partials, prices=ctx.prices)
 
     out = await run_in_threadpool(work)
-    ctx.worker.notify()
     return out
 
 
@@ -170,7 +170,6 @@ def submit_turn(
                            background=background, markup=markup, backend=backend)
     turn = services.submit_turn(session, ctx.store, owner, thread_id, instruction=instruction, options=options,
                                 backend=ctx.backend, limits=ctx.limits)
-    ctx.worker.notify()
     return turn_out(turn, partials=ctx.partials, prices=ctx.prices)
 
 
@@ -202,7 +201,6 @@ def retry_turn(turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerD
     """Send a failed or declined turn's instruction again, as a new turn."""
     turn = services.retry_turn(session, owner, turn_id, backend=ctx.backend, store=ctx.store,
                                 limits=ctx.limits)
-    ctx.worker.notify()
     return turn_out(turn, partials=ctx.partials, prices=ctx.prices)
 
 
@@ -318,6 +316,7 @@ def partial_response(frame, thread: Thread, turn_id: str, urls: Urls) -> Respons
     turn is not in the thread or has neither."""
     turn = next((t for t in thread.turns if t.id == turn_id), None)
     if turn is not None and frame is not None:  # X-Partial-Index: which frame this is (0-based), newer than the one the URL named
+        metrics.partial_frame_sent()
         return Response(frame.data, media_type="image/webp",
                         headers={"Cache-Control": "no-store", "X-Partial-Index": str(frame.index)})
     if turn is not None and not turn.pending and turn.result_version is not None:
@@ -358,17 +357,15 @@ def image_response(request: Request, ctx, thread: Thread, version: Version, size
     return response
 
 
-#: Image files up to this many bytes are sent from memory; larger ones are streamed.
-INLINE_FILE_BYTES = 512 * 1024
-
-
 def blob_response(request: Request, ctx, sha256: str, size: str | None, *, filename: str | None = None) -> Response:
     """Serve a stored PNG; with ``size="thumb"`` its WebP thumbnail (256 px
     on the long side); with ``size="512"`` or ``"1024"`` a WebP preview at
     most that many pixels on the long side (made on first request and kept,
-    :func:`app.previews.preview_path`). Each has an ETag and a year of
+    :func:`app.previews.ensure_preview`). Each has an ETag and a year of
     caching: stored images never change. Answers 304 when ``If-None-Match``
-    carries the ETag (RFC 9110 §13.1.2), before touching any file. Raises
+    carries the ETag (RFC 9110 §13.1.2), before touching any file; streams
+    large files, or redirects to the store (``RETOUCH_S3_REDIRECT``,
+    :func:`app.storage.delivery.stored_response`). Raises
     HTTPException 422 for another ``size``, 404 when the file is missing. An
     image stored without a thumbnail is served whole."""
     if size not in (None, "", "thumb", "full", *PREVIEW_WIDTHS):
@@ -379,23 +376,11 @@ def blob_response(request: Request, ctx, sha256: str, size: str | None, *, filen
     inm = request.headers.get("if-none-match", "")
     if etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
         return Response(status_code=304, headers=headers)
-    media_type = "image/png"
-    path = ctx.store.path(sha256)
-    if variant == "thumb" and ctx.store.thumbnail_path(sha256).is_file():
-        path, media_type = ctx.store.thumbnail_path(sha256), "image/webp"
-    elif variant in PREVIEW_WIDTHS:
-        try:
-            path, media_type = preview_path(ctx.store, sha256, int(variant)), "image/webp"
-        except FileNotFoundError:
-            raise HTTPException(404, "The image file is missing from storage.") from None
     if filename:
         headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    settings = ctx.settings
     try:
-        size = path.stat().st_size
-        if size <= INLINE_FILE_BYTES:
-            # Small files (thumbnails, previews) are read here, in the endpoint's worker thread:
-            # streaming them (FileResponse) costs more thread hops than the read itself.
-            return Response(path.read_bytes(), media_type=media_type, headers=headers)
+        return stored_response(ctx.store, sha256, variant, headers, presign_seconds=settings.s3_presign_seconds,
+                               redirect=settings.s3_redirect)
     except FileNotFoundError:
         raise HTTPException(404, "The image file is missing from storage.") from None
-    return FileResponse(path, media_type=media_type, headers=headers)

@@ -41,7 +41,7 @@ from app import provenance, services
 from app.imaging import ImageRejected, decode_image, decode_markup, decode_mask, encode_png, encode_thumbnail
 from app.models import TURN_KINDS, Thread, Turn, Version, new_id, utcnow
 from app.services import InvalidInput, Limits
-from app.storage import BlobStore, write_atomically
+from app.storage import BlobStore, Store
 from app.usage import thread_usage
 
 FORMAT = "retouch-thread"
@@ -218,15 +218,15 @@ def export_thread(session: Session, store: BlobStore, prov: provenance.Provenanc
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr("thread.json", json.dumps(doc, indent=2, ensure_ascii=False), compress_type=zipfile.ZIP_DEFLATED)
         for v in thread.versions:
-            zf.write(prov.signed_path(store, thread, v.number), f"versions/v{v.number:03d}.png")
+            zf.writestr(f"versions/v{v.number:03d}.png", prov.signed_bytes(store, thread, v.number))
         turns = [t for t in thread.turns if not t.pending]
         for entry, t in zip(doc["turns"], turns):
             for name, sha in ((entry["mask"], t.mask_sha256), (entry["markup"], t.markup_sha256),
                               *zip(entry["references"], t.reference_sha256s or [])):
                 if name and sha:
-                    zf.write(store.path(sha), name)
+                    zf.writestr(name, store.read(sha))
         if doc["timeline"]:
-            zf.writestr("timeline.webp", timeline_webp(store, thread, cache_dir=prov.cache_root))
+            zf.writestr("timeline.webp", timeline_webp(store, thread, cached=True))
     return thread
 
 
@@ -259,29 +259,29 @@ def _labels(thread: Thread) -> dict[int, str]:
     return version_labels(thread)
 
 
-def timeline_webp(store: BlobStore, thread: Thread, *, side: int = TIMELINE_SIDE,
-                  cache_dir: Path | None = None) -> bytes:
+def timeline_webp(store: Store, thread: Thread, *, side: int = TIMELINE_SIDE, cached: bool = False) -> bytes:
     """An animated WebP of the head's lineage, the root first: one frame per
     version (at most ``MAX_TIMELINE_FRAMES``, the newest kept), each the
     version fitted in ``side`` x ``side`` pixels over a caption strip of
     ``CAPTION_HEIGHT`` pixels with "vN" and the instruction that made it.
     Each frame shows ``FRAME_MS`` ms, the last ``LAST_FRAME_MS`` ms; it loops.
     Lossy WebP (quality 80, encoder method 1; WebP container spec, "Animation").
-    With ``cache_dir``, the result is kept there, named by the sha256 of
+    With ``cached``, the result is kept, named by the sha256 of
     the frames' images and captions, and reused (about 50 ms a frame to
-    make). Raises NotFound for a thread with no version yet;
+    make), in the store's cache (``Store.cache_get``). Raises NotFound for a thread with no version yet;
     FileNotFoundError for a missing blob."""
     if thread.head_version is None:
         raise services.NotFound("This thread has no image yet, so there is no timeline.")
     chain = provenance.lineage(thread, thread.head_version)[-MAX_TIMELINE_FRAMES:]
     labels = _labels(thread)
-    cached = None
-    if cache_dir is not None:
+    name = None
+    if cached:
         key = hashlib.sha256(json.dumps([side, FRAME_MS, LAST_FRAME_MS, CAPTION_HEIGHT] + [
             [v.number, v.sha256, labels.get(v.number, "")] for v in chain]).encode()).hexdigest()
-        cached = Path(cache_dir) / "timelines" / f"{key}.webp"
-        if cached.is_file():
-            return cached.read_bytes()
+        name = f"timelines/{key}.webp"
+        data = store.cache_get(name)
+        if data is not None:
+            return data
     font = ImageFont.load_default(size=15)
     small = ImageFont.load_default(size=13)
     frames = []
@@ -304,8 +304,8 @@ def timeline_webp(store: BlobStore, thread: Thread, *, side: int = TIMELINE_SIDE
     durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
     frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], duration=durations, loop=0,
                    quality=80, method=1, minimize_size=False)
-    if cached is not None:
-        write_atomically(cached, buf.getvalue())
+    if name is not None:
+        store.cache_put(name, buf.getvalue())
     return buf.getvalue()
 
 

@@ -22,13 +22,13 @@ def _open():
     from app import provenance
     from app.config import get_settings
     from app.db import make_engine, make_sessionmaker, migrate
-    from app.storage import BlobStore
+    from app.storage import open_store
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.sqlalchemy_url)
     engine = make_engine(settings.sqlalchemy_url)
-    return settings, engine, make_sessionmaker(engine), BlobStore(settings.blob_dir), provenance.for_settings(settings)
+    return settings, engine, make_sessionmaker(engine), open_store(settings), provenance.for_settings(settings)
 
 
 def export_command(thread_id: str, output: str) -> int:

@@ -43,17 +43,17 @@ def signed_response(request: Request, ctx, thread: Thread, version: Version) -> 
     §13.1.2). Raises HTTPException 404 when the stored image is missing,
     500 when c2pa could not sign it."""
     try:
-        path = prov(ctx).signed_path(ctx.store, thread, version.number)
+        key, data = prov(ctx).signed_copy(ctx.store, thread, version.number)
     except FileNotFoundError:
         raise HTTPException(404, "The image file is missing from storage.") from None
     except c2pa.C2paError:
         log.exception("could not sign version %s of thread %s", version.number, thread.id)
         raise HTTPException(500, "The image could not be signed with its Content Credentials.") from None
-    etag = f'"{version.sha256}-c2pa-{path.stem[:16]}"'
+    etag = f'"{version.sha256}-c2pa-{key[:16]}"'
     headers = {"ETag": etag, "Cache-Control": SIGNED_CACHE}
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
-    return FileResponse(path, media_type="image/png", headers=headers)
+    return Response(data, media_type="image/png", headers=headers)
 
 
 def credentials(ctx, thread: Thread, number: int) -> dict:
@@ -119,7 +119,7 @@ def export(thread_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep
 
 def _timeline(ctx, thread: Thread) -> Response:
     try:
-        data = archive.timeline_webp(ctx.store, thread, cache_dir=prov(ctx).cache_root)
+        data = archive.timeline_webp(ctx.store, thread, cached=True)
     except FileNotFoundError:
         raise HTTPException(404, "An image of this thread is missing from storage.") from None
     return Response(data, media_type="image/webp", headers={"Cache-Control": "private, no-cache"})

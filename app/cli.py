@@ -1,5 +1,5 @@
-"""The ``retouch`` command line: ``serve``, ``edit``, ``migrate``, ``gc``,
-``export`` and ``import`` (``app/archive_cli.py``).
+"""The ``retouch`` command line: ``serve``, ``worker``, ``db upgrade``,
+``edit``, ``migrate``, ``gc``, ``export`` and ``import`` (``app/archive_cli.py``).
 
 ``retouch edit`` exit codes (the contract ``../shared/eval/run.py`` drives):
 0 the output was written; 3 the backend declined (reason on stderr, no file
@@ -25,13 +25,29 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="apply migrations, then serve the web app")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="turns this process runs side by side (default RETOUCH_WORKERS; 0: web only)")
+    serve.add_argument("--no-migrate", action="store_true",
+                       help="do not apply migrations (the deploy ran `retouch db upgrade`)")
 
-    sub.add_parser("migrate", help="apply database migrations and exit")
+    worker = sub.add_parser("worker", help="run queued turns, without the web app")
+    worker.add_argument("--concurrency", type=int, default=None, metavar="N",
+                        help="turns run side by side (default RETOUCH_WORKERS, at least 1)")
+
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply the migrations (and the job queue's schema) once, then exit")
+
+    sub.add_parser("migrate", help="apply database migrations and exit (same as `db upgrade`)")
 
     gc = sub.add_parser("gc", help="delete image blobs no version, mask or reference uses")
     gc.add_argument("--grace-seconds", type=float, default=None, metavar="N",
                     help="only delete files older than N seconds (default 3600)")
     gc.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+
+    from app.migrate_data import add_parser as add_migrate_data
+
+    add_migrate_data(sub)
 
     export = sub.add_parser("export", help="write a thread as a zip (signed versions, thread.json, timeline)")
     export.add_argument("thread_id", metavar="THREAD_ID")
@@ -65,12 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
 
     if args.command == "serve":
-        return _serve(args.host, args.port)
-    if args.command == "migrate":
+        return _serve(args.host, args.port, workers=args.workers, migrate=not args.no_migrate)
+    if args.command == "worker":
+        return _worker(args.concurrency)
+    if args.command in ("migrate", "db"):
         from app.db import migrate
 
         migrate()
         return EXIT_OK
+    if args.command == "migrate-data":
+        from app.migrate_data import migrate_data_command
+
+        return migrate_data_command(args)
     if args.command == "gc":
         return _gc(args.grace_seconds, args.dry_run)
     if args.command in ("export", "import"):
@@ -88,7 +110,7 @@ def _gc(grace_seconds: float | None, dry_run: bool) -> int:
     from app.config import get_settings
     from app.db import make_engine
     from app.gc import DEFAULT_GRACE_SECONDS, NotARetouchDatabase, collect_garbage
-    from app.storage import BlobStore
+    from app.storage import StorageError, open_store
 
     grace = DEFAULT_GRACE_SECONDS if grace_seconds is None else grace_seconds
     if grace < 0:
@@ -96,8 +118,8 @@ def _gc(grace_seconds: float | None, dry_run: bool) -> int:
     settings = get_settings()
     engine = make_engine(settings.sqlalchemy_url)
     try:
-        result = collect_garbage(engine, BlobStore(settings.blob_dir), grace_seconds=grace, dry_run=dry_run)
-    except NotARetouchDatabase as exc:
+        result = collect_garbage(engine, open_store(settings), grace_seconds=grace, dry_run=dry_run)
+    except (NotARetouchDatabase, StorageError) as exc:
         return _fail(EXIT_USAGE, str(exc))
     finally:
         engine.dispose()
@@ -117,13 +139,78 @@ def _gc(grace_seconds: float | None, dry_run: bool) -> int:
     return EXIT_OK
 
 
-def _serve(host: str, port: int) -> int:
+def _serve(host: str, port: int, *, workers: int | None = None, migrate: bool = True) -> int:
+    """``retouch serve``: migrate (unless ``migrate`` is False), then serve
+    with ``workers`` turn workers in this process (None: ``RETOUCH_WORKERS``;
+    0: none). The options reach the app through its environment settings."""
     import uvicorn
 
-    from app.db import migrate
+    from app.config import get_settings
+    from app.db import migrate as apply_migrations
 
-    migrate()
+    if workers is not None:
+        if workers < 0:
+            return _fail(EXIT_USAGE, "--workers must be 0 or more")
+        os.environ["RETOUCH_WORKERS"] = str(workers)
+    if migrate:
+        apply_migrations()
+    os.environ["RETOUCH_MIGRATE_ON_START"] = "false"  # done just now, or left to `retouch db upgrade`
+    get_settings.cache_clear()
     uvicorn.run("app.main:app", host=host, port=port, log_level="info", proxy_headers=False)
+    return EXIT_OK
+
+
+def _worker(concurrency: int | None) -> int:
+    """``retouch worker``: run queued turns until SIGTERM or SIGINT, then
+    stop claiming and wait (up to 10 s) for running turns; one still running
+    is taken over by another worker when its lease runs out. ``concurrency``
+    turns run side by side (None: ``RETOUCH_WORKERS``, at least 1). Does
+    not migrate: run ``retouch db upgrade`` first. Returns the exit code."""
+    import asyncio
+    import logging
+    import signal
+
+    from app import metrics
+    from app.config import get_settings
+    from app.events import make_events
+    from app.partials import make_partials
+    from app.storage import open_store
+    from app.db import make_engine, make_sessionmaker
+    from app.worker import TurnWorker
+
+    if concurrency is not None and concurrency < 1:
+        return _fail(EXIT_USAGE, "--concurrency must be 1 or more")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    store = open_store(settings)  # the data folder, or S3 (RETOUCH_STORAGE_URL)
+    events = make_events(settings)  # across processes when the settings say so (Redis, PostgreSQL), else in-process
+    partials = make_partials(settings)
+    sessions = make_sessionmaker(engine)
+    worker = TurnWorker(sessions, store, workers=concurrency or max(1, settings.workers),
+                        on_change=events.publish, partials=partials, lease_seconds=settings.lease_seconds,
+                        database_url=settings.sqlalchemy_url, on_ended=metrics.turn_ended)
+    if settings.metrics_port:  # this process has no web server: its own /metrics port
+        metrics.serve_in_background(settings.metrics_port, sessions)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        events.start()
+        await worker.start()
+        logging.getLogger("retouch").info("worker running %d turns side by side", worker.workers)
+        try:
+            await stop.wait()
+        finally:
+            await worker.stop()
+            await events.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        engine.dispose()
     return EXIT_OK
 
 

@@ -34,8 +34,17 @@ class Settings(BaseSettings):
     #: Longest accepted side of an upload, in pixels (16384 is also WebP's limit).
     max_upload_side: int = 16384
     #: Concurrent turn workers in the server process (turns of one thread
-    #: always run one at a time, in order).
-    workers: int = 2
+    #: always run one at a time, in order); 0 = none (``retouch worker`` runs them).
+    workers: int = Field(default=2, ge=0)
+
+    # -- Turn queue across processes (app/turns.py, app/jobs.py, app/worker.py) --
+    #: Seconds a worker's claim on a running turn lasts; its heartbeat renews
+    #: it every third of this. A turn whose lease ran out (its worker died) is
+    #: taken over by another worker, so this is also the takeover delay.
+    lease_seconds: float = Field(default=30.0, ge=1)
+    #: Apply the database migrations when ``retouch serve`` starts; ``false``
+    #: when a deploy runs ``retouch db upgrade`` once instead (``--no-migrate``).
+    migrate_on_start: bool = True
     #: The OpenAI image model turns use unless the person picks another
     #: (see ``app/backends/openai_models.py`` for why this default).
     openai_model: str = "gpt-image-2.5-sunburst"
@@ -95,6 +104,21 @@ class Settings(BaseSettings):
     #: When set, creating threads and sending turns needs a login with this
     #: password (shared links stay viewable). Scripts send it as a Bearer token.
     access_password: str | None = None
+
+    # -- Accounts: OpenID Connect login (app/accounts.py, app/oidc.py) --
+    #: The OpenID Provider's issuer URL (``https://login.example.com/realms/x``);
+    #: its ``/.well-known/openid-configuration`` is read at the first login.
+    #: Set: pages need a login with it. Not together with ``access_password``.
+    oidc_issuer: str | None = None
+    #: The client id Retouch is registered under at the provider.
+    oidc_client_id: str | None = None
+    #: The client secret of that registration.
+    oidc_client_secret: str | None = None
+    #: Scopes asked for, space-separated; must include ``openid``.
+    oidc_scopes: str = "openid email profile"
+    #: ID-token claim shown as the person's name (then ``name``,
+    #: ``preferred_username``, ``email``, ``sub``, the first that is set).
+    oidc_name_claim: str = "name"
     #: Largest request body that is not ``multipart/form-data`` (JSON,
     #: URL-encoded forms), in bytes; past it: 413, and no more is read.
     max_json_bytes: int = 64 * 1024
@@ -129,6 +153,28 @@ class Settings(BaseSettings):
     c2pa_cert: str | None = None
     #: PEM private key of ``c2pa_cert``.
     c2pa_key: str | None = None
+
+    # -- Image storage: a folder or an S3 bucket (app/storage/, docs/deploy.md "Storage") --
+    #: Where images live: unset = ``<data_dir>/blobs``; ``file:///path`` =
+    #: another folder; ``s3://bucket/prefix`` = an S3 bucket (credentials
+    #: and region from ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``).
+    storage_url: str | None = None
+    #: Endpoint of an S3-compatible server (``http://minio:9000``); unset =
+    #: AWS, or ``AWS_ENDPOINT_URL``, which boto3 reads itself.
+    s3_endpoint_url: str | None = None
+    #: Answer image requests with a 307 redirect to a presigned S3 URL
+    #: instead of streaming the bytes through the app.
+    s3_redirect: bool = False
+    #: Lifetime of those presigned URLs, in seconds (S3 allows up to 7 days).
+    s3_presign_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    # -- Live updates across processes and operations (app/events.py, app/partials.py, app/metrics.py) --
+    #: Redis URL (``redis://host:6379/0``) that carries thread-change events and
+    #: partial images between processes; unset = in-process only (one process).
+    redis_url: str | None = None
+    #: Port on which a ``retouch worker`` process serves its own Prometheus
+    #: ``/metrics`` (web processes serve it on their own port); unset = none.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     openai_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY")

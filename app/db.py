@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +26,8 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Any constant: the PostgreSQL advisory lock held while migrating.
+MIGRATION_LOCK = 0x72657475  # "retu"
 #: Pooled SQLite connections kept open (see make_engine).
 SQLITE_POOL_SIZE = 40
 
@@ -67,7 +69,9 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
 
 def migrate(url: str | None = None) -> None:
     """Apply all Alembic migrations to ``url`` (default: the configured
-    database), creating the database file if needed."""
+    database), creating the database file if needed. On PostgreSQL, also
+    the job queue's schema (``app.jobs.apply_schema``), all under an
+    advisory lock, so processes starting together migrate once."""
     from alembic import command
     from alembic.config import Config
 
@@ -79,7 +83,23 @@ def migrate(url: str | None = None) -> None:
     cfg.attributes["url"] = url
     if url.startswith("sqlite"):
         make_engine(url).dispose()  # creates the folder
-    command.upgrade(cfg, "head")
+        command.upgrade(cfg, "head")
+        return
+    engine = make_engine(url)
+    try:
+        # Several processes may start at once: one migrates, the others wait, then find nothing to do.
+        with engine.connect() as lock:
+            lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            try:
+                command.upgrade(cfg, "head")
+                from app.jobs import apply_schema
+
+                apply_schema(engine)  # the job queue's tables (procrastinate), once
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                lock.commit()
+    finally:
+        engine.dispose()
 
 
 def read_snapshot(session) -> None:

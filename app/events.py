@@ -7,8 +7,11 @@ again (htmx's SSE extension, ``hx-trigger="sse:changed"``). Events carry no
 data, so nothing private travels on them, and a missed one only delays the
 page until the next (pages with a pending turn also poll every few seconds).
 
-Publishing works from any thread; delivery happens on the event loop. This
-is in-process: with several server processes, pages fall back to polling.
+Publishing works from any thread; delivery happens on the event loop.
+:class:`ThreadEvents` is in-process (one server process). With several
+processes, events also reach pages open on the others through Redis pub/sub
+(``RETOUCH_REDIS_URL``, ``app/live_redis.py``) or, on PostgreSQL without
+Redis, LISTEN/NOTIFY (``app/live_pg.py``); :func:`make_events` chooses.
 """
 from __future__ import annotations
 
@@ -49,7 +52,12 @@ class ThreadEvents:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
+        """Bind to the running event loop; call it on that loop (the lifespan)."""
         self._loop = asyncio.get_running_loop()
+
+    async def stop(self) -> None:
+        """Release what ``start()`` took: nothing here; the cross-process hubs
+        (``app/live_events.py``) stop listening and flush their sender."""
 
     def publish(self, thread_id: str) -> None:
         """Say that ``thread_id`` changed. Safe to call from any thread;
@@ -79,6 +87,23 @@ class ThreadEvents:
     def subscriber_count(self, thread_id: str) -> int:
         """How many pages listen to ``thread_id`` now (for tests and metrics)."""
         return len(self._subscribers.get(thread_id, ()))
+
+
+def make_events(settings) -> ThreadEvents:
+    """The hub for ``settings`` (an ``app.config.Settings``): Redis pub/sub
+    when ``redis_url`` is set (``app/live_redis.py``), else PostgreSQL
+    LISTEN/NOTIFY when the database is PostgreSQL (``app/live_pg.py``), else
+    in-process. Both cross-process hubs connect lazily, so an unreachable
+    server does not stop the start (outages: ``app/live_events.py``)."""
+    if settings.redis_url:
+        from app.live_redis import RedisThreadEvents
+
+        return RedisThreadEvents(settings.redis_url)
+    if settings.sqlalchemy_url.startswith("postgresql"):
+        from app.live_pg import PostgresThreadEvents
+
+        return PostgresThreadEvents(settings.sqlalchemy_url)
+    return ThreadEvents()
 
 
 async def changes(events: ThreadEvents, thread_id: str, shutdown: anyio.Event) -> AsyncIterator[dict]:

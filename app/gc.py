@@ -1,45 +1,45 @@
-"""Garbage collection of image blobs nothing refers to.
+"""Garbage collection of image blobs nothing refers to, in any store (the
+data folder or an S3 bucket, :mod:`app.storage`).
 
 Blobs are written before the transaction that refers to them commits (see
 ``app/worker.py`` and ``app/services.py``), so a crash, a failed transaction
-or a request rejected after its uploads were stored can leave files under
-``<data dir>/blobs/`` that no row names:
+or a request rejected after its uploads were stored can leave objects in
+the blob area that no row names:
 
 - ``<xx>/<sha256>.png`` images, ``<xx>/<sha256>.thumb.webp`` thumbnails and
-  ``<xx>/<sha256>.w512.webp`` previews (counted as thumbnails) whose sha256 is not a version's ``sha256``, a turn's ``mask_sha256`` or
+  ``<xx>/<sha256>.w512.webp`` previews (counted as thumbnails) whose sha256
+  is not a version's ``sha256``, a turn's ``mask_sha256`` or
   ``markup_sha256``, or one of a turn's ``reference_sha256s``;
 - ``<xx>/<sha256>.source`` files (a vendor's original result with its C2PA
-  manifest, see ``BlobStore.put_source``) whose sha256 no turn's
+  manifest, see ``Store.put_source``) whose sha256 no turn's
   ``output["source_sha256"]`` names;
-- ``<xx>/.tmp-*`` files a write left behind when the process died between
-  creating the temporary file and renaming it into place.
+- ``<xx>/.tmp-*`` files a write to the folder store left behind when the
+  process died between creating the temporary file and renaming it.
 
-:func:`collect_garbage` deletes them, but only when their modification time
-is older than ``grace_seconds`` (default :data:`DEFAULT_GRACE_SECONDS`), so a
-blob written by a turn or upload whose transaction has not committed yet, or
-a temporary file still being written, is never touched. Anything else in the
-blob folder (unknown names, folders) is left alone. ``retouch gc`` runs it.
+:func:`collect_garbage` deletes them, but only when their age (a file's
+modification time, an S3 object's ``LastModified``) is older than
+``grace_seconds`` (default :data:`DEFAULT_GRACE_SECONDS`), so a blob written
+by a turn or upload whose transaction has not committed yet, or a temporary
+file still being written, is never touched. A blob stored again refreshes
+its age (``Store.put``). Anything else (unknown names) is left alone.
+``retouch gc`` runs it.
 """
 from __future__ import annotations
 
-import os
 import re
-import stat
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import Engine, inspect, select
 
 from app.models import Turn, Version
-from app.storage import SOURCE_SUFFIX, BlobStore
+from app.storage import SOURCE_SUFFIX, Store
 
-#: Files younger than this many seconds (by mtime) are never deleted.
+#: Objects younger than this many seconds are never deleted.
 DEFAULT_GRACE_SECONDS = 3600.0
 
 _BLOB = re.compile(r"^(?P<sha>[0-9a-f]{64})(?P<suffix>\.png|\.thumb\.webp|\.w\d{1,5}\.webp|\.source)$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
-_SHARD = re.compile(r"^[0-9a-f]{2}$")
 
 
 class NotARetouchDatabase(RuntimeError):
@@ -50,13 +50,14 @@ class NotARetouchDatabase(RuntimeError):
 class GcResult:
     """What one collection did (or, with ``dry_run``, would do).
 
-    ``removed`` lists the deleted paths; the counts split them by kind
-    (``sources_removed``: vendors' original ``.source`` files) and
-    ``bytes_freed`` is their total size in bytes. ``referenced`` counts the
-    distinct sha256 digests rows refer to, ``kept_young`` the unreferenced
-    files spared because they are younger than the grace period, and
-    ``missing`` the referenced digests whose ``.png`` is not on disk (a
-    problem gc cannot fix; it only reports it).
+    ``removed`` lists the deleted objects as the store names them
+    (``Store.location``: a Path in a folder, an ``s3://`` URL in a bucket);
+    the counts split them by kind (``sources_removed``: vendors' original
+    ``.source`` files) and ``bytes_freed`` is their total size in bytes.
+    ``referenced`` counts the distinct sha256 digests rows refer to,
+    ``kept_young`` the unreferenced objects spared because they are younger
+    than the grace period, and ``missing`` the referenced digests whose
+    ``.png`` is not stored (a problem gc cannot fix; it only reports it).
     """
 
     dry_run: bool = False
@@ -68,7 +69,7 @@ class GcResult:
     referenced: int = 0
     kept_young: int = 0
     missing: list[str] = field(default_factory=list)
-    removed: list[Path] = field(default_factory=list)
+    removed: list = field(default_factory=list)
 
     @property
     def files_removed(self) -> int:
@@ -107,23 +108,42 @@ def referenced_sources(engine: Engine) -> set[str]:
                 if isinstance(o, dict) and isinstance(o.get("source_sha256"), str)}
 
 
+def _kind(name: str, refs: set[str], sources: set[str]) -> str | None:
+    """``blob``, ``thumbnail``, ``source`` or ``temp`` for an unreferenced
+    object ``<xx>/<file>``; None for one to keep (referenced or unknown)."""
+    shard, _, file = name.partition("/")
+    if file.startswith(".tmp-"):
+        return "temp"
+    m = _BLOB.match(file)
+    if m is None or m["sha"][:2] != shard:
+        return None
+    if m["suffix"] == SOURCE_SUFFIX:
+        return None if m["sha"] in sources else "source"
+    if m["sha"] in refs:
+        return None
+    return "blob" if m["suffix"] == ".png" else "thumbnail"
+
+
 def collect_garbage(
     engine: Engine,
-    store: BlobStore,
+    store: Store,
     *,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     dry_run: bool = False,
     now: float | None = None,
 ) -> GcResult:
-    """Delete unreferenced blobs, their thumbnails and leftover ``.tmp-*``
-    files older than ``grace_seconds`` (seconds, by mtime, compared with
-    ``now``, a Unix time in seconds defaulting to the current time).
+    """Delete unreferenced blobs, their thumbnails and previews, unnamed
+    ``.source`` files and leftover ``.tmp-*`` files older than
+    ``grace_seconds`` (seconds, by age, compared with ``now``, a Unix time
+    in seconds defaulting to the current time) from ``store``.
 
-    The references are read before the folder is scanned, and each file's
-    age is checked just before it is deleted. With ``dry_run`` nothing is
-    deleted and the result lists what would be. Returns a :class:`GcResult`.
-    Raises :class:`NotARetouchDatabase` (before touching any file) when the
-    database is not a migrated Retouch database.
+    The references are read before the store is listed, and each object's
+    age is read again just before it is deleted (a stat, or an S3
+    HeadObject), so one stored again meanwhile is kept. With ``dry_run``
+    nothing is deleted and the result lists what would be. Returns a
+    :class:`GcResult`. Raises :class:`NotARetouchDatabase` (before touching
+    anything) when the database is not a migrated Retouch database, and
+    ValueError for a negative grace period.
     """
     if grace_seconds < 0:
         raise ValueError("grace_seconds must be 0 or more")
@@ -131,51 +151,34 @@ def collect_garbage(
     sources = referenced_sources(engine)
     now = time.time() if now is None else now
     result = GcResult(dry_run=dry_run, referenced=len(refs | sources))
-    root = Path(store.root)
-    if not root.is_dir():
-        return result
-    for shard in sorted(root.iterdir()):
-        if not (shard.is_dir() and _SHARD.match(shard.name)):
+    stored_pngs: set[str] = set()
+    for entry in store.entries():
+        if entry.name.endswith(".png"):
+            stored_pngs.add(entry.name.rpartition("/")[2][:-4])
+        kind = _kind(entry.name, refs, sources)
+        if kind is None:
             continue
-        for path in sorted(shard.iterdir()):
-            name = path.name
-            if name.startswith(".tmp-"):
-                kind = "temp"
-            else:
-                m = _BLOB.match(name)
-                if m is None or m["sha"][:2] != shard.name:
-                    continue
-                if m["suffix"] == SOURCE_SUFFIX:
-                    if m["sha"] in sources:
-                        continue
-                    kind = "source"
-                elif m["sha"] in refs:
-                    continue
-                else:
-                    kind = "blob" if m["suffix"] == ".png" else "thumbnail"
-            try:
-                st = path.lstat()
-            except FileNotFoundError:  # gone meanwhile (a temp file renamed into place)
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            if now - st.st_mtime < grace_seconds:
-                result.kept_young += 1
-                continue
-            if not dry_run:
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    continue
-            result.removed.append(path)
-            result.bytes_freed += st.st_size
-            if kind == "blob":
-                result.blobs_removed += 1
-            elif kind == "thumbnail":
-                result.thumbnails_removed += 1
-            elif kind == "source":
-                result.sources_removed += 1
-            else:
-                result.temp_files_removed += 1
-    result.missing = sorted(sha for sha in refs if _SHA.match(sha) and not store.exists(sha))
+        if now - entry.mtime < grace_seconds:
+            result.kept_young += 1
+            continue
+        fresh = store.stat(entry.name)  # stored again since the listing?
+        if fresh is None:
+            continue
+        if now - fresh.mtime < grace_seconds:
+            result.kept_young += 1
+            continue
+        if not dry_run:
+            store.delete(entry.name)
+        result.removed.append(store.location(entry.name))
+        result.bytes_freed += fresh.size
+        if kind == "blob":
+            result.blobs_removed += 1
+        elif kind == "thumbnail":
+            result.thumbnails_removed += 1
+        elif kind == "source":
+            result.sources_removed += 1
+        else:
+            result.temp_files_removed += 1
+    # A blob written after the listing began may be missing from it: ask the store before reporting.
+    result.missing = sorted(sha for sha in refs - stored_pngs if _SHA.match(sha) and not store.exists(sha))
     return result

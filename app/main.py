@@ -15,8 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app import access, api, archive_routes, pages, provenance
-from app.access import AccessGate, AccessGateMiddleware
+from app import access, api, archive_routes, metrics, ops, pages, provenance
 from app.backends import default_backend_name, get_backend, offered_backends
 from app.config import Settings, get_settings
 from app.static_files import HashedStaticFiles
@@ -26,9 +25,9 @@ from app.http_limits import HeadAsGetMiddleware, RequestLimitsMiddleware, wants_
 from app.rate_limit import RateLimiter
 from app.security import PublicURLMiddleware, SecurityMiddleware, load_secret_key, parse_public_url
 from app.services import InvalidInput, NotFound
-from app.storage import BlobStore
-from app.events import ThreadEvents
-from app.partials import PartialFrames
+from app.storage import open_store
+from app.events import make_events
+from app.partials import make_partials
 from app.usage import parse_prices
 from app.worker import TurnWorker
 
@@ -49,14 +48,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     backend = get_backend(backend_name)  # fail at start-up, not at the first turn, for a bad RETOUCH_BACKEND
     engine = make_engine(settings.sqlalchemy_url)
     sessions = make_sessionmaker(engine)
-    store = BlobStore(settings.blob_dir)
-    events = ThreadEvents()
-    partials = PartialFrames()
-    worker = TurnWorker(sessions, store, workers=settings.workers, on_change=events.publish, partials=partials)
+    store = open_store(settings)  # the data folder, or S3 (RETOUCH_STORAGE_URL)
+    events = make_events(settings)  # in-process, or across processes: Redis, else PostgreSQL LISTEN/NOTIFY
+    partials = make_partials(settings)
+    worker = TurnWorker(sessions, store, workers=settings.workers, on_change=events.publish, partials=partials,
+                        lease_seconds=settings.lease_seconds, database_url=settings.sqlalchemy_url,
+                        on_ended=metrics.turn_ended)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await run_in_threadpool(migrate, settings.sqlalchemy_url)
+        if settings.migrate_on_start:  # off: the deploy runs `retouch db upgrade` once
+            await run_in_threadpool(migrate, settings.sqlalchemy_url)
         events.start()
         await worker.start()
         for name in offered_backends(backend_name):  # every backend the composer offers
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await worker.stop()
+            await events.stop()
             engine.dispose()
 
     app = FastAPI(title="Retouch", version="0.1.0", lifespan=lifespan,
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(archive_routes.page_router)
     app.include_router(pages.router)
     app.include_router(access.router)
+    app.include_router(ops.router)  # /readyz, /metrics
     static_files = HashedStaticFiles(ROOT / "static")
     pages.templates.env.globals["static"] = static_files.url
     app.mount("/static", static_files, name="static")
@@ -96,11 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLimitsMiddleware, max_upload_bytes=settings.max_upload_bytes,
                        max_form_bytes=settings.max_upload_bytes * MAX_FILES_PER_REQUEST + MULTIPART_OVERHEAD,
                        max_json_bytes=settings.max_json_bytes, body_timeout=settings.body_timeout)
-    app.state.access_gate = None
-    if settings.access_password:
-        app.state.access_gate = AccessGate(settings.access_password, secret_key,
-                                           secure_cookies=settings.secure_cookies)
-        app.add_middleware(AccessGateMiddleware, gate=app.state.access_gate)
+    access.install(app, settings, secret_key)  # open, password or OpenID Connect (app/accounts.py)
     app.add_middleware(HeadAsGetMiddleware)
     if settings.public_url:
         parse_public_url(settings.public_url)  # a bad one stops the start, not the first request

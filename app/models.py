@@ -157,3 +157,37 @@ class ShareLink(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     thread: Mapped[Thread] = relationship(back_populates="share_links")
+
+
+class Account(Base):
+    """A person who logs in (``app/accounts.py``): the stable key is the
+    issuer and ``subject`` (OpenID Connect Core 1.0 §2: ``sub`` is unique
+    only within its issuer). The account owns threads through ``owner_id``,
+    the same column cookie owners use. The password login is one account
+    (issuer ``retouch:password``, subject ``instance``)."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    issuer: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    owner_id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeviceLink(Base):
+    """A "use on another device" link (``app/device_links.py``): only the
+    SHA-256 of its random token is kept. Single use, it expires, and it can
+    be revoked."""
+
+    __tablename__ = "device_links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    owner_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -172,7 +172,6 @@ def create_thread(
         threads = services.list_threads(session, owner)
         return render(request, "home.html", {"threads": threads, "error": exc.message, "prompt": prompt,
                                              "title": title}, block="new_thread", status=exc.status)
-    ctx.worker.notify()
     return redirect(request, f"/t/{thread.id}")
 
 
@@ -253,7 +252,6 @@ def submit_turn(
                            background=background, markup=markup, backend=backend)
     services.submit_turn(session, ctx.store, owner, thread_id, instruction=instruction, options=options,
                          backend=ctx.backend, limits=ctx.limits)
-    ctx.worker.notify()
     return _after_change(request, ctx, session, owner, thread_id)
 
 
@@ -268,7 +266,6 @@ def revert(thread_id: str, request: Request, ctx: ContextDep, session: SessionDe
 def retry(thread_id: str, turn_id: str, request: Request, ctx: ContextDep, session: SessionDep,
           owner: OwnerDep) -> Response:
     services.retry_turn(session, owner, turn_id, backend=ctx.backend, store=ctx.store, limits=ctx.limits)
-    ctx.worker.notify()
     return _after_change(request, ctx, session, owner, thread_id)
 
 

@@ -5,8 +5,10 @@ here (the newest one per turn), the turn's thread is announced as changed
 (``app/events.py``), and open pages show it in the pending bubble through
 ``GET .../turns/{id}/partial``. A partial image is never a version: the
 worker drops a turn's frame when the turn ends, whatever the outcome, and
-nothing of it reaches the database or the blob store. Like the events, this
-is per process.
+nothing of it reaches the database or the blob store. :class:`PartialFrames`
+is per process; with ``RETOUCH_REDIS_URL``, :func:`make_partials` returns
+``app.live_redis.RedisPartialFrames``, which shares the frames between
+processes through Redis keys with a TTL.
 """
 from __future__ import annotations
 
@@ -73,5 +75,16 @@ class PartialFrames:
             self._texts.pop(turn_id, None)
 
     def __len__(self) -> int:
+        """How many turns have a frame in this process's memory."""
         with self._lock:
             return len(self._frames)
+
+
+def make_partials(settings) -> PartialFrames:
+    """The frame store for ``settings`` (an ``app.config.Settings``):
+    shared through Redis when ``redis_url`` is set, else in memory."""
+    if settings.redis_url:
+        from app.live_redis import RedisPartialFrames
+
+        return RedisPartialFrames(settings.redis_url)
+    return PartialFrames()

@@ -3,19 +3,19 @@
 A 1024x1024 version is a 1-3 MB PNG; the conversation shows it about 512
 pixels wide. Pages therefore ask for ``?size=512`` (and ``?size=1024`` for
 2x screens, through ``srcset``): a lossy WebP at most that wide or high,
-made from the stored PNG on first request and kept beside it
-(``<sha>.w512.webp``), so the work is done once per image and width. The
-full PNG is fetched only to zoom, download or compare.
+made from the stored PNG on first request and kept in the store beside it
+(``<sha>.w512.webp``, :meth:`app.storage.Store.put_variant`), so the work is
+done once per image and width. The full PNG is fetched only to zoom,
+download or compare.
 """
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 from PIL import Image
 
 from app.imaging import open_png
-from app.storage import BlobStore
+from app.storage import Store
 
 #: The preview widths pages may ask for, as the ``size`` query value.
 PREVIEW_WIDTHS = ("512", "1024")
@@ -23,14 +23,19 @@ PREVIEW_WIDTHS = ("512", "1024")
 PREVIEW_QUALITY = 82
 
 
-def preview_path(store: BlobStore, sha256: str, width: int) -> Path:
-    """The path of blob ``sha256``'s WebP preview at most ``width`` pixels
-    on its long side (never enlarged), made now if it is not there yet
-    (written atomically, like every blob). Raises FileNotFoundError when
-    the blob itself is missing."""
-    path = store.path(sha256, f".w{width}.webp")
-    if path.is_file():
-        return path
+def preview_suffix(width: int) -> str:
+    """The store suffix of a preview ``width`` pixels wide: ``.w512.webp``."""
+    return f".w{int(width)}.webp"
+
+
+def ensure_preview(store: Store, sha256: str, width: int) -> str:
+    """Make blob ``sha256``'s WebP preview, at most ``width`` pixels on its
+    long side (never enlarged), unless it is stored already; returns its
+    store suffix (read it with ``store.open(sha256, suffix)``). Raises
+    FileNotFoundError when the blob itself is missing."""
+    suffix = preview_suffix(width)
+    if store.exists(sha256, suffix):
+        return suffix
     image = open_png(store.read(sha256))
     if max(image.size) > width:
         scale = width / max(image.size)
@@ -38,5 +43,5 @@ def preview_path(store: BlobStore, sha256: str, width: int) -> Path:
                              Image.Resampling.LANCZOS, reducing_gap=2.0)
     buf = io.BytesIO()
     image.save(buf, format="WEBP", quality=PREVIEW_QUALITY, method=4)
-    store.put_variant(path, buf.getvalue())
-    return path
+    store.put_variant(sha256, suffix, buf.getvalue())
+    return suffix

@@ -32,7 +32,8 @@ title is ``"Retouch version N.png"``, never the thread title, which is often
 the first prompt.
 
 What is stored. The blobs stay plain content-addressed PNGs. Signed copies
-are a cache beside them, ``<data dir>/c2pa-cache/<key[:2]>/<key>.png``, whose
+are a cache in the store (``Store.cache_put``): ``<data dir>/c2pa-cache/<key[:2]>/<key>.png``,
+or ``c2pa-cache/`` under an S3 store's prefix, whose
 key is the sha256 of the blob's sha256, the manifest definition, the parent's
 key and the certificate's fingerprint: a version is signed once, and again
 only when one of those changes (the owner turns instructions on, say).
@@ -90,7 +91,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from app.models import Thread, Version
-from app.storage import SOURCE_SUFFIX, create_once, write_atomically
+from app.storage import SOURCE_SUFFIX, THUMB_SUFFIX, create_once
 
 log = logging.getLogger("retouch")
 
@@ -308,38 +309,62 @@ class Provenance:
     # ------------------------------------------------------------ signing
 
     def signed_path(self, store, thread: Thread, number: int) -> Path:
-        """The signed PNG of version ``number`` of ``thread``, signing it
-        (and, first, each ancestor not yet signed) when the cache has no
-        copy. ``store`` is the :class:`app.storage.BlobStore`. Takes about
-        40 ms per version signed on one core (README, "Content
-        Credentials"). Raises FileNotFoundError when a blob is missing,
-        ``c2pa.C2paError`` when c2pa refuses to sign (c2pa-python
-        ``Builder.sign``)."""
-        return self._sign_lineage(store, thread, number)[-1][1]
+        """The file of :meth:`signed_copy` in a folder store
+        (``FileStore.cache_path``; benchmarks read it). Raises as
+        :meth:`signed_copy`, AttributeError for a store without files (S3)."""
+        key, _ = self._sign_lineage(store, thread, number)
+        return store.cache_path(cache_name(key))
 
     def signed_bytes(self, store, thread: Thread, number: int) -> bytes:
-        """The bytes of :meth:`signed_path`; raises as it does."""
-        return self.signed_path(store, thread, number).read_bytes()
+        """The bytes of :meth:`signed_copy`; raises as it does."""
+        return self.signed_copy(store, thread, number)[1]
 
-    def _sign_lineage(self, store, thread: Thread, number: int) -> list[tuple[str, Path]]:
-        chain = lineage(thread, number)
-        signed: list[tuple[str, Path]] = []
-        parent_key, parent_path = None, None
-        for version in chain:
+    def signed_copy(self, store, thread: Thread, number: int) -> tuple[str, bytes]:
+        """(cache key, PNG bytes) of version ``number`` of ``thread``
+        signed, signing it (and, first, each ancestor not yet signed) when
+        the store's cache (``Store.cache_get``, :func:`cache_name`) has no
+        copy. ``store`` is the :class:`app.storage.Store`. Takes about 40 ms
+        per version signed on one core (README, "Content Credentials").
+        Raises FileNotFoundError when a blob is missing, ``c2pa.C2paError``
+        when c2pa refuses to sign (c2pa-python ``Builder.sign``)."""
+        key, data = self._sign_lineage(store, thread, number)
+        if data is None:
+            data = store.cache_get(cache_name(key))
+            if data is None:  # the cache was emptied meanwhile
+                key, data = self._sign_lineage(store, thread, number, force=True)
+        return key, data
+
+    def _sign_lineage(self, store, thread: Thread, number: int, *, force: bool = False) -> tuple[str, bytes | None]:
+        """Sign what the cache lacks of version ``number``'s lineage: only
+        the versions after the newest cached one (each signed copy names
+        its parent's key, so the ones before it are not needed). Returns
+        the key of the version's signed copy and its bytes when signed now
+        (None when it was cached already)."""
+        steps = []
+        parent_key = None
+        for version in lineage(thread, number):
             definition, inputs = self.manifest_for(thread, version)
             vendor = vendor_source(thread, version)
-            if vendor is not None and not store.path(vendor[0], SOURCE_SUFFIX).is_file():
+            if vendor is not None and not store.exists(vendor[0], SOURCE_SUFFIX):
                 vendor = None  # collected or lost: sign without it rather than fail the download
             key = hashlib.sha256(json.dumps({
                 "layout": MANIFEST_LAYOUT, "blob": version.sha256, "manifest": definition, "inputs": inputs,
                 "parent": parent_key, "signer": self.identity.fingerprint,
                 **({"vendor_source": vendor[0]} if vendor else {})}, sort_keys=True).encode()).hexdigest()
-            path = self.cache_root / key[:2] / f"{key}.png"
-            if not path.is_file():
-                self._sign(store, version, definition, inputs, parent_path, path, vendor=vendor)
-            signed.append((key, path))
-            parent_key, parent_path = key, path
-        return signed
+            steps.append((version, definition, inputs, vendor, key))
+            parent_key = key
+        start = 0 if force else len(steps)
+        while start > 0 and not store.cache_exists(cache_name(steps[start - 1][4])):
+            start -= 1
+        if start == len(steps):
+            return steps[-1][4], None
+        parent_data = store.cache_get(cache_name(steps[start - 1][4])) if start > 0 else None
+        if start > 0 and parent_data is None:  # emptied meanwhile: sign the whole chain
+            return self._sign_lineage(store, thread, number, force=True)
+        for version, definition, inputs, vendor, key in steps[start:]:
+            parent_data = self._sign(store, version, definition, inputs, parent_data, vendor=vendor)
+            store.cache_put(cache_name(key), parent_data)
+        return steps[-1][4], parent_data
 
     def manifest_for(self, thread: Thread, version: Version) -> tuple[dict, list[tuple[str, str]]]:
         """The manifest definition (c2pa-python ``Builder`` JSON) of
@@ -394,8 +419,8 @@ class Provenance:
         }
         return definition, inputs
 
-    def _sign(self, store, version: Version, definition: dict, inputs, parent_path: Path | None, target: Path,
-              *, vendor: tuple[str, str] | None = None) -> None:
+    def _sign(self, store, version: Version, definition: dict, inputs, parent_data: bytes | None,
+              *, vendor: tuple[str, str] | None = None) -> bytes:
         blob = store.read(version.sha256)
         definition = {**definition, "thumbnail": {"format": "image/webp", "identifier": "thumbnail.webp"}}
         vendor_data = vendor_format = None
@@ -424,11 +449,10 @@ class Provenance:
             builder.add_ingredient({**spec, "thumbnail": {"format": "image/webp", "identifier": name}},
                                    "image/png", data)
 
-        if parent_path is not None:
+        if parent_data is not None:
             parent = next(v for v in version.thread.versions if v.number == version.parent)
-            with open(parent_path, "rb") as fh:
-                ingredient({"title": f"Retouch version {version.parent}.png", "relationship": "parentOf",
-                            "label": "parent"}, parent.sha256, fh)
+            ingredient({"title": f"Retouch version {version.parent}.png", "relationship": "parentOf",
+                        "label": "parent"}, parent.sha256, io.BytesIO(parent_data))
         elif definition["assertions"][0]["data"]["actions"][0]["action"] == "c2pa.opened":
             ingredient({"title": "uploaded photo (as stored by Retouch, metadata removed).png",
                         "relationship": "parentOf", "label": "source"}, version.sha256, io.BytesIO(blob))
@@ -458,7 +482,7 @@ class Provenance:
         finally:
             signer.close()
             builder.close()
-        write_atomically(target, out.getvalue())
+        return out.getvalue()
 
     def check(self) -> None:
         """Sign a 1x1 PNG, so that a certificate c2pa refuses (a self-signed
@@ -489,12 +513,14 @@ class Provenance:
         """The "Content credentials" panel of a version, read back from its
         signed PNG (signing it first if needed): see :func:`read_credentials`.
         Cached in memory per signed file. Raises as :meth:`signed_path`."""
-        key, path = self._sign_lineage(store, thread, number)[-1]
+        key, data = self._sign_lineage(store, thread, number)
         with self._panel_lock:
             if key in self._panels:
                 self._panels.move_to_end(key)
                 return self._panels[key]
-        result = read_credentials(path.read_bytes())
+        if data is None:
+            key, data = self.signed_copy(store, thread, number)
+        result = read_credentials(data)
         with self._panel_lock:
             self._panels[key] = result
             while len(self._panels) > 256:
@@ -579,11 +605,16 @@ def _thumbnail(store, sha: str, blob: bytes | None = None) -> bytes:
     """The stored WebP thumbnail of blob ``sha``, made from the PNG when
     the blob was stored without one."""
     try:
-        return store.thumbnail_path(sha).read_bytes()
+        return store.read(sha, THUMB_SUFFIX)
     except FileNotFoundError:
         from app.imaging import encode_thumbnail, open_png
 
         return encode_thumbnail(open_png(blob if blob is not None else store.read(sha)))
+
+
+def cache_name(key: str) -> str:
+    """The store cache name of the signed copy with cache key ``key``."""
+    return f"{key[:2]}/{key}.png"
 
 
 def lineage(thread: Thread, number: int) -> list[Version]:

@@ -1,7 +1,9 @@
 """Owner identity, cross-origin protection and security headers.
 
-- Owner identity needs no accounts: a random 128-bit secret in a signed
-  (itsdangerous), HttpOnly, SameSite=Lax cookie, set on the first visit.
+- Owner identity: a random 128-bit secret in a signed (itsdangerous),
+  HttpOnly, SameSite=Lax cookie, set on the first visit. With a login
+  (password or OpenID Connect), ``app/access.py`` replaces it with the
+  account's owner further in (``app/accounts.py``).
 - Unsafe methods from a cross-site browser context are refused with 403, the
   way Go 1.25's ``net/http.CrossOriginProtection`` decides: ``Sec-Fetch-Site``
   ``same-origin`` or ``none`` passes and any other value fails; without it, an
@@ -101,7 +103,7 @@ class SecurityMiddleware:
 
     def __init__(self, app: ASGIApp, *, secret_key: str, secure_cookies: bool = False) -> None:
         self.app = app
-        self.serializer = URLSafeSerializer(secret_key, salt="retouch-owner")
+        self.serializer = owner_serializer(secret_key)
         self.secure = secure_cookies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,7 +127,9 @@ class SecurityMiddleware:
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 out = list(message.get("headers", []))
                 out += [(k, v) for k, v in extra if k not in present]
-                if new_cookie:
+                sets_owner = any(k.lower() == b"set-cookie" and v.startswith(OWNER_COOKIE.encode() + b"=")
+                                 for k, v in out)
+                if new_cookie and not sets_owner:  # a device link (app/device_links.py) sets its own
                     out.append((b"set-cookie", new_cookie.encode("latin-1")))
                 message["headers"] = out
             await send(message)
@@ -162,10 +166,21 @@ class SecurityMiddleware:
         owner_id = secrets.token_hex(16)
         if not values and OWNER_COOKIE in cookie_header.lower():
             return owner_id, None, True  # named but unreadable: never overwrite it
-        value = self.serializer.dumps(owner_id)
-        cookie = (f"{OWNER_COOKIE}={value}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax"
-                  + ("; Secure" if self.secure else ""))
-        return owner_id, cookie, True
+        return owner_id, owner_cookie(self.serializer, owner_id, self.secure), True
+
+
+def owner_serializer(secret_key: str) -> URLSafeSerializer:
+    """The itsdangerous serializer that signs owner cookies with ``secret_key``."""
+    return URLSafeSerializer(secret_key, salt="retouch-owner")
+
+
+def owner_cookie(serializer: URLSafeSerializer, owner_id: str, secure: bool = False) -> str:
+    """A ``Set-Cookie`` value that makes the browser ``owner_id``'s: signed
+    by ``serializer`` (:func:`owner_serializer`), HttpOnly, SameSite=Lax,
+    kept :data:`COOKIE_MAX_AGE` seconds, ``Secure`` with ``secure``."""
+    value = serializer.dumps(owner_id)
+    return (f"{OWNER_COOKIE}={value}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax"
+            + ("; Secure" if secure else ""))
 
 
 def parse_public_url(public_url: str) -> tuple[str, str, tuple[str, int]]:

@@ -26,6 +26,7 @@ from app.imaging import (
     encode_png,
     encode_thumbnail,
 )
+from app import turns
 from app.models import PENDING_STATUSES, ShareLink, Thread, Turn, Version, new_id, utcnow
 from app.storage import BlobStore
 
@@ -390,7 +391,7 @@ def stored_bytes(session: Session, store: BlobStore, owner_id: str) -> int:
     total = 0
     for sha in shas:
         try:
-            total += store.path(sha).stat().st_size
+            total += store.size(sha)
         except OSError:
             pass
     return total
@@ -464,8 +465,8 @@ def create_thread(
         session.add(upload_turn)
         add_version(session, thread, sha256=sha, width=w, height=h, parent=None, turn=upload_turn)
     if prompt:
-        session.add(Turn(id=new_id(), thread=thread, kind="edit" if stored else "generate",
-                         instruction=prompt, status="queued", backend=backend, created_at=utcnow()))
+        turns.queue(session, Turn(id=new_id(), thread=thread, instruction=prompt, backend=backend,
+                                  created_at=utcnow()))
     session.commit()
     return thread
 
@@ -526,13 +527,11 @@ def submit_turn(
     mask_sha = store_image(store, mask)[0] if mask is not None else None
     markup_sha = store_image(store, markup)[0] if markup is not None else None
     ref_shas = [store_image(store, r)[0] for r in refs]
-    turn = Turn(
-        id=new_id(), thread=thread, kind="edit" if thread.head_version else "generate",
-        instruction=instruction, status="queued", backend=backend, size=size, quality=quality,
+    turn = turns.queue(session, Turn(
+        id=new_id(), thread=thread, instruction=instruction, backend=backend, size=size, quality=quality,
         model=model, background=background, mask_sha256=mask_sha, markup_sha256=markup_sha,
         reference_sha256s=ref_shas, created_at=utcnow(),
-    )
-    session.add(turn)
+    ))
     if model:
         thread.model = model
     thread.backend = backend
@@ -548,21 +547,19 @@ def retry_turn(session: Session, owner_id: str, turn_id: str, *, backend: str,
     (409) when the turn has not ended in failure, or (429/507) past the
     owner's ``limits`` (see :func:`check_owner_limits`)."""
     old = get_turn(session, owner_id, turn_id)
-    if old.status not in ("failed", "declined") or old.kind not in ("edit", "generate"):
+    if old.status not in (turns.TurnStatus.FAILED, turns.TurnStatus.DECLINED) or old.kind not in turns.IMAGE_KINDS:
         raise InvalidInput("Only a failed or declined turn can be tried again.", 409)
     if store is not None:
         check_owner_limits(session, store, owner_id, limits, queues_turn=True, stores_images=False)
     thread = old.thread
     if old.backend and old.backend in offered_backends(backend):
         backend = old.backend  # try again where it ran, while that backend is still offered
-    turn = Turn(
-        id=new_id(), thread=thread, kind="edit" if thread.head_version else "generate",
-        instruction=old.instruction, status="queued", backend=backend, size=old.size,
+    turn = turns.queue(session, Turn(
+        id=new_id(), thread=thread, instruction=old.instruction, backend=backend, size=old.size,
         quality=old.quality, model=old.model, background=old.background, mask_sha256=old.mask_sha256,
         markup_sha256=old.markup_sha256,
         reference_sha256s=list(old.reference_sha256s or []), created_at=utcnow(),
-    )
-    session.add(turn)
+    ))
     thread.updated_at = utcnow()
     session.commit()
     return turn

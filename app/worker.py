@@ -1,11 +1,15 @@
-"""The in-process turn worker.
+"""Running turns: the in-process worker and the job body.
 
-Turns are a queue in the database (``turns.status = 'queued'``, in insertion
-order). :class:`TurnWorker` runs ``workers`` asyncio tasks, started by the
-app's lifespan; each claims the oldest queued turn whose thread has no turn
-running, so one thread's turns run one at a time and in order while
-different threads run side by side. All database, image and backend work runs
-in worker threads (``anyio.to_thread``), off the event loop.
+A turn's lifecycle (queue, claim, lease, end) is ``app/turns.py``; this
+module runs claimed turns. :class:`TurnRunner` runs one claimed turn with
+its backend, renews the leases of the turns it runs (a heartbeat every
+third of ``RETOUCH_LEASE_SECONDS``), and ends each through the functions of
+``app/turns.py``, which write only while the lease is still this run's.
+:class:`TurnWorker` is what a process starts: on SQLite, ``workers`` asyncio
+tasks that claim turns by the fairness rule (:func:`pick_fairly`); on
+PostgreSQL, procrastinate's worker with that concurrency (``app/jobs.py``),
+whose job body is :meth:`TurnRunner.run_job`. All database, image and
+backend work runs in worker threads, off the event loop.
 
 A turn's base is the thread's head when the turn starts. The result image is
 written to the blob store first (atomically), and beside it, when the vendor's
@@ -13,13 +17,15 @@ file carries a C2PA manifest, that file as it came (``<sha>.source``); then
 one transaction adds the version and finishes the turn. A crash in between
 leaves at most an unreferenced blob, never a version without its image.
 
-At start-up, turns a crash left ``running`` are queued again; a turn
-interrupted for the second time fails with the error "interrupted".
+Turns whose holder is gone (lease expired, or its process on this machine
+dead) are queued again, at start-up and then every third of the lease; a
+turn interrupted for the second time fails with the error "interrupted".
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,8 +33,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import anyio
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
+
+from app import metrics, turns
 
 from app.backends import BackendDeclined, BackendFailed, EditRequest, UnknownBackend, get_backend
 from app.events import call_on_loop
@@ -43,30 +51,21 @@ from app.storage import BlobStore
 
 log = logging.getLogger("retouch.worker")
 
-#: A turn started this many times and interrupted each time is failed.
-MAX_ATTEMPTS = 2
+#: A turn started this many times and interrupted each time is failed (``app/turns.py``).
+MAX_ATTEMPTS = turns.MAX_ATTEMPTS
 #: How many earlier instructions are passed to the backend as context.
 HISTORY_LIMIT = 20
 POLL_SECONDS = 1.0
 
 
 def recover_interrupted(sessions: sessionmaker) -> tuple[int, int]:
-    """Requeue turns left ``running`` by a crash; fail those already
-    started :data:`MAX_ATTEMPTS` times with the error "interrupted".
+    """Requeue running turns whose holder is gone (lease expired, or its
+    process on this machine dead), failing those already started
+    :data:`MAX_ATTEMPTS` times with the error "interrupted"; live leases of
+    other processes are left alone (:func:`app.turns.recover_expired`).
     Returns (requeued, failed)."""
     with sessions() as session:
-        requeued = session.execute(
-            update(Turn).where(Turn.status == "running", Turn.attempts < MAX_ATTEMPTS)
-            .values(status="queued", started_at=None)
-        ).rowcount
-        failed = session.execute(
-            update(Turn).where(Turn.status == "running", Turn.attempts >= MAX_ATTEMPTS)
-            .values(status="failed", error="interrupted", finished_at=utcnow())
-        ).rowcount
-        session.commit()
-    if requeued or failed:
-        log.warning("recovered interrupted turns: %d requeued, %d failed", requeued, failed)
-    return requeued, failed
+        return turns.recover_expired(session)
 
 
 def pick_fairly(session) -> int | None:
@@ -172,163 +171,196 @@ def conversation_of(thread: Thread, number: int | None, backend_name: str) -> _C
     return _Chain(previous_response_id=made_by.response_id, depth=depth)
 
 
-class TurnWorker:
-    """Runs queued turns. ``start()`` in the lifespan, ``stop()`` at shutdown;
-    ``notify()`` after queueing a turn wakes an idle worker at once."""
+class TurnRunner:
+    """Runs claimed turns to their end and keeps their leases alive.
 
-    def __init__(self, sessions: sessionmaker, store: BlobStore, workers: int = 2,
-                 on_change: Callable[[str], None] | None = None, partials: PartialFrames | None = None) -> None:
+    ``on_change(thread_id)`` is called (from a worker thread) when a turn
+    starts or ends and when a running turn receives a partial image or
+    words; ``partials`` keeps the newest partial image of each running turn
+    (dropped when the turn ends). ``lease_seconds`` is how long a claim
+    lasts without a heartbeat; the heartbeat runs every third of it."""
+
+    def __init__(self, sessions: sessionmaker, store: BlobStore, *, lease_seconds: float = 30.0,
+                 on_change: Callable[[str], None] | None = None, partials: PartialFrames | None = None,
+                 on_ended: Callable[[str, str, float], None] | None = None) -> None:
         self.sessions = sessions
-        # Called with a thread id (from a worker thread) when one of its turns starts or ends,
-        # and when a running turn receives a partial image.
+        self.store = store
+        self.lease_seconds = lease_seconds
         self.on_change = on_change or (lambda thread_id: None)
-        #: The newest partial image of each running turn (dropped when the turn ends).
         self.partials = partials if partials is not None else PartialFrames()
+        #: Called with (outcome, backend, seconds) once per run that ended (see :meth:`_ended`).
+        self.on_ended = on_ended
         #: The last results, decoded: the next turn of a thread skips decoding its base.
         self.decoded = DecodedImages()
-        self.store = store
-        self.workers = max(1, workers)
-        self._claim_lock = threading.Lock()
-        self._wakeup: asyncio.Event | None = None
-        self._event_loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: list[asyncio.Task] = []
-        self._stopping = False
+        self._held: dict[str, str] = {}  # holder -> turn id, of the runs in progress here
+        self._held_lock = threading.Lock()
+        self._keeper: threading.Thread | None = None
+        self._stop = threading.Event()
 
-    async def start(self) -> None:
-        await anyio.to_thread.run_sync(recover_interrupted, self.sessions)
-        self._wakeup = asyncio.Event()
-        self._event_loop = asyncio.get_running_loop()
-        self._stopping = False
-        self._tasks = [asyncio.create_task(self._loop(i), name=f"turn-worker-{i}") for i in range(self.workers)]
+    # -- leases
 
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Stop claiming turns and wait up to ``timeout`` seconds for running
-        ones; a turn still running then is requeued at the next start."""
-        self._stopping = True
-        self.notify()
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
-            for task in pending:
-                task.cancel()
-        self._tasks = []
+    def start(self) -> None:
+        """Start the heartbeat thread (idempotent)."""
+        if self._keeper is None or not self._keeper.is_alive():
+            self._stop.clear()
+            self._keeper = threading.Thread(target=self._keep_leases, name="turn-leases", daemon=True)
+            self._keeper.start()
 
-    def notify(self) -> None:
-        """Wake an idle worker. Safe to call from any thread (the sync routes
-        run in a thread pool; ``asyncio.Event`` is not thread-safe)."""
-        if self._wakeup is not None:
-            call_on_loop(self._event_loop, self._wakeup.set)
+    def stop(self) -> None:
+        """Stop the heartbeat thread; leases of runs still in progress then
+        expire and those turns are taken over."""
+        self._stop.set()
 
-    async def _loop(self, index: int) -> None:
-        assert self._wakeup is not None
-        while not self._stopping:
+    def _keep_leases(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            with self._held_lock:
+                holders = list(self._held)
+            if not holders:
+                continue  # nothing held: no query
             try:
-                claimed = await anyio.to_thread.run_sync(self.claim)
-            except Exception:  # database hiccup: log, wait, go on
-                log.exception("worker %d could not claim a turn", index)
-                claimed = None
-            if claimed is None:
-                self._wakeup.clear()
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), POLL_SECONDS)
-                except TimeoutError:
-                    pass
-                continue
-            turn_id, thread_id = claimed
-            self.on_change(thread_id)
-            try:
-                await anyio.to_thread.run_sync(self.run_turn, turn_id)
-            except Exception:  # never let one turn stop this worker
-                log.exception("worker %d: turn %s ended with an unexpected error", index, turn_id)
-                await anyio.to_thread.run_sync(self._fail_quietly, turn_id)
-            self.on_change(thread_id)
-            self.notify()  # a finished turn may unblock the next one of its thread
+                with self.sessions() as session:
+                    kept = turns.heartbeat(session, holders, self.lease_seconds)
+                for lost in set(holders) - kept:
+                    log.warning("turn %s is no longer held by this run (%s)", self._held.get(lost), lost)
+            except Exception:  # a database hiccup: the next beat tries again
+                log.exception("could not renew the turn leases")
 
-    def claim(self) -> tuple[str, str] | None:
-        """Mark the next runnable queued turn ``running``; return its id and
-        its thread's id, or None when no turn can start.
+    # -- claiming and running
 
-        Runnable: queued, in a thread with no turn running (a thread's turns
-        run one at a time, oldest first). Owners take turns (round-robin):
-        of each owner's oldest runnable turn, the one whose owner has the
-        fewest turns running, then whose owner was served longest ago, then
-        the oldest, starts next. So one owner's backlog cannot starve
-        another's."""
-        with self._claim_lock, self.sessions() as session:
-            pk = pick_fairly(session)
-            turn = session.get(Turn, pk) if pk is not None else None
-            if turn is None:
-                return None
-            thread = turn.thread
-            turn.status = "running"
-            turn.attempts += 1
-            turn.started_at = utcnow()
-            turn.base_version = thread.head_version
-            if turn.kind in ("edit", "generate"):
-                turn.kind = "edit" if thread.head_version is not None else "generate"
-            session.commit()
-            return turn.id, thread.id
+    def claim_next(self) -> turns.Claim | None:
+        """Claim the next turn by the fairness rule (:func:`pick_fairly`), or None."""
+        with self.sessions() as session:
+            return turns.claim_next(session, self.lease_seconds, pick_fairly)
 
-    def run_turn(self, turn_id: str) -> None:
-        """Run one claimed turn to its end: succeeded, declined or failed.
+    def run_job(self, turn_id: str, job_id: int, priority: int) -> None:
+        """The body of turn ``turn_id``'s job ``job_id`` (``app/jobs.py``;
+        ``priority`` is the job's). Takes the turn over when its holder is
+        gone, waits while a live holder runs it, steps aside when an older
+        turn of its thread is still queued, else claims and runs it. Ends
+        at once when the turn has already ended."""
+        from app import jobs
+        from app.schemas import utc
+
+        while not self._stop.is_set():
+            with self.sessions() as session:
+                row = session.execute(select(Turn.status, Turn.claimed_by, Turn.lease_expires_at, Turn.thread_id)
+                                      .where(Turn.id == turn_id)).first()
+                session.rollback()
+                if row is None or row.status not in turns.PENDING:
+                    return  # ended (another job ran it) or gone
+                if row.status == turns.TurnStatus.RUNNING:
+                    until = utc(row.lease_expires_at)
+                    if until is None or until <= utcnow() or turns.holder_is_dead(row.claimed_by):
+                        log.warning("taking over turn %s from %s (its lease ran out)", turn_id, row.claimed_by)
+                        if turns.requeue(session, turn_id, row.claimed_by) == turns.TurnStatus.FAILED:
+                            self.on_change(row.thread_id)
+                            return
+                        continue
+                    self._stop.wait(min(1.0, self.lease_seconds / 3))  # a live holder runs it
+                    continue
+                claimed = turns.claim(session, turn_id, self.lease_seconds)
+                if claimed is not None:
+                    self.run_claimed(claimed)
+                    return
+                if session.scalar(select(func.count(Turn.pk)).where(
+                        Turn.thread_id == row.thread_id, Turn.status == turns.TurnStatus.RUNNING)):
+                    session.rollback()
+                    self._stop.wait(min(1.0, self.lease_seconds / 3))  # an older turn still runs
+                    continue
+                session.rollback()
+                jobs.step_aside(session, turn_id, row.thread_id, job_id, priority)
+                return
+
+    def run_claimed(self, claim: turns.Claim) -> str:
+        """Run one claimed turn to its end: succeeded, answered, declined or
+        failed, or ``lost`` when the lease was taken over meanwhile (then
+        nothing of this run is written). Never raises. Returns the outcome.
 
         A turn a crash interrupted runs again from the start; its message
         (or error) then says so, because the backend may have done, and
-        billed, the interrupted run's work too (:func:`rerun_note`).
-        """
+        billed, the interrupted run's work too (:func:`rerun_note`)."""
+        self.start()
+        with self._held_lock:
+            self._held[claim.holder] = claim.turn_id
+        began = time.monotonic()
+        outcome, backend_name = "failed", "unknown"
+        self.on_change(claim.thread_id)
         try:
-            self._run_turn(turn_id)
+            outcome, backend_name = self._run_turn(claim)
+        except Exception:  # never let one turn stop a worker
+            log.exception("turn %s ended with an unexpected error", claim.turn_id)
+            outcome = self._fail_quietly(claim)
         finally:
-            self.partials.drop(turn_id)  # partial images never outlive their turn
+            with self._held_lock:
+                self._held.pop(claim.holder, None)
+            self.partials.drop(claim.turn_id)  # partial images never outlive their turn
+            self._ended(outcome, backend_name, time.monotonic() - began)
+            self.on_change(claim.thread_id)
+        return outcome
 
-    def _run_turn(self, turn_id: str) -> None:
+    def _ended(self, outcome: str, backend: str, seconds: float) -> None:
+        """The one place a run ends: ``outcome`` is the turn's final status
+        (``succeeded``, ``answered``, ``declined``, ``failed``) or ``lost``
+        (taken over; another run ends it), ``backend`` its backend's name,
+        ``seconds`` from claim to end. Metrics hook in here."""
+        if self.on_ended is not None:
+            try:
+                self.on_ended(outcome, backend, seconds)
+            except Exception:
+                log.exception("the turn-ended hook failed")
+
+    def _run_turn(self, claim: turns.Claim) -> tuple[str, str]:
+        backend_name = "unknown"
         try:
-            request, backend_name, attempts, chain = self._prepare(turn_id)
+            request, backend_name, attempts, chain = self._prepare(claim.turn_id)
         except _TurnError as exc:
-            self._finish(turn_id, "failed", error=exc.message)
-            return
+            return self._fail(claim, exc.message), backend_name
         try:
             backend = get_backend(backend_name)
             result = backend.edit(request)
         except UnknownBackend:
-            self._finish(turn_id, "failed", error=f"The backend {backend_name!r} is not available on this server.")
-            return
+            return self._fail(claim, f"The backend {backend_name!r} is not available on this server."), backend_name
         except BackendDeclined as exc:
-            self._finish(turn_id, "declined", message=_with_note(exc.message, rerun_note(attempts)))
-            return
+            with self.sessions() as session:
+                ok = turns.decline(session, claim, _with_note(exc.message, rerun_note(attempts)))
+            return ("declined" if ok else "lost"), backend_name
         except BackendFailed as exc:
             hint = " You can try again." if exc.retryable and "try again" not in exc.message.lower() else ""
-            self._finish(turn_id, "failed", error=_with_note(exc.message + hint, rerun_note(attempts)))
-            return
+            return self._fail(claim, _with_note(exc.message + hint, rerun_note(attempts))), backend_name
         except Exception:
-            log.exception("backend %s crashed on turn %s", backend_name, turn_id)
-            self._finish(turn_id, "failed", error=f"The {backend_name} backend hit an internal error. You can try again.")
-            return
+            log.exception("backend %s crashed on turn %s", backend_name, claim.turn_id)
+            return self._fail(claim, f"The {backend_name} backend hit an internal error. You can try again."), \
+                backend_name
         if result.image is None:  # answered in words only: no version, not a failure
             with self.sessions() as session:
-                turn = session.scalar(select(Turn).where(Turn.id == turn_id))
-                turn.status = "answered"
+                turn = turns.answer(session, claim)
+                if turn is None:
+                    return "lost", backend_name
                 self._record_reply(turn, result, chain, attempts, image_sha=None)
-                turn.thread.updated_at = utcnow()
                 session.commit()
-            return
+            return "answered", backend_name
         try:
             sha, width, height = store_image(self.store, result.image)
             self.decoded.put(sha, normalise_mode(result.image))  # the next turn starts from these pixels
         except Exception:
-            log.exception("could not store the result of turn %s", turn_id)
-            self._finish(turn_id, "failed", error="The result could not be saved (storage error). You can try again.")
-            return
-        source_sha = self._keep_source(turn_id, result.source)
+            log.exception("could not store the result of turn %s", claim.turn_id)
+            return self._fail(claim, "The result could not be saved (storage error). You can try again."), backend_name
+        source_sha = self._keep_source(claim.turn_id, result.source)
         with self.sessions() as session:
-            turn = session.scalar(select(Turn).where(Turn.id == turn_id))
+            turn = turns.succeed(session, claim)  # checks the lease first: a taken-over run writes nothing
+            if turn is None:
+                return "lost", backend_name
             add_version(session, turn.thread, sha256=sha, width=width, height=height,
                         parent=turn.base_version, turn=turn)
-            turn.status = "succeeded"
             self._record_reply(turn, result, chain, attempts, image_sha=None if request.mask is not None else sha)
             if source_sha is not None:
                 turn.output = {**(turn.output or {}), "source_sha256": source_sha}
             session.commit()
+        return "succeeded", backend_name
 
+    def _fail(self, claim: turns.Claim, error: str) -> str:
+        with self.sessions() as session:
+            return "failed" if turns.fail(session, claim, error) else "lost"
     def _keep_source(self, turn_id: str, source: bytes | None) -> str | None:
         """Store the vendor's original result file (``EditResult.source``)
         when it carries an embedded C2PA manifest
@@ -400,6 +432,7 @@ class TurnWorker:
 
         def on_partial(index: int, frame) -> None:
             self.partials.put(turn_id, index, frame)
+            metrics.partial_frame_stored()
             self.on_change(thread_id)
 
         last_text = [0.0]
@@ -417,31 +450,161 @@ class TurnWorker:
                            on_partial=on_partial, on_text=on_text, previous_response_id=chain.previous_response_id,
                            restart_reason=chain.restart_reason if history else None), backend_name, attempts, chain
 
-    def _fail_quietly(self, turn_id: str) -> None:
-        """Best effort after an unexpected error: fail the turn (if it is
-        still running) with a message free of internals, so it does not stay
-        ``running`` until the next restart. Errors here are logged only."""
+    def _fail_quietly(self, claim: turns.Claim) -> str:
+        """Best effort after an unexpected error: fail the turn (if this run
+        still holds it) with a message free of internals, so it does not stay
+        ``running`` until its lease runs out. Errors here are logged only.
+        Returns the outcome (``failed`` or ``lost``)."""
         try:
-            with self.sessions() as session:
-                turn = session.scalar(select(Turn).where(Turn.id == turn_id))
-                if turn is None or turn.status != "running":
-                    return
-                turn.status = "failed"
-                turn.error = "Retouch hit an internal error while finishing this turn. You can try again."
-                turn.finished_at = utcnow()
-                session.commit()
+            return self._fail(claim, "Retouch hit an internal error while finishing this turn. You can try again.")
         except Exception:
-            log.exception("could not mark turn %s failed", turn_id)
+            log.exception("could not mark turn %s failed", claim.turn_id)
+            return "failed"
 
-    def _finish(self, turn_id: str, status: str, *, message: str | None = None, error: str | None = None) -> None:
-        with self.sessions() as session:
-            turn: Turn = session.scalar(select(Turn).where(Turn.id == turn_id))
-            turn.status = status
-            turn.message = message
-            turn.error = error
-            turn.finished_at = utcnow()
-            turn.thread.updated_at = utcnow()
-            session.commit()
+
+class TurnWorker:
+    """What a process runs turns with. ``start()`` in the lifespan (or in
+    ``retouch worker``), ``stop()`` at shutdown; ``notify()`` wakes an idle
+    SQLite worker at once (queueing a turn calls it, ``app.turns.queue``).
+
+    ``workers`` turns run side by side (0: none, this process only serves
+    pages). On SQLite, ``workers`` asyncio tasks claim by :func:`pick_fairly`;
+    on PostgreSQL, procrastinate's worker runs with that concurrency
+    (``app/jobs.py``). Either way turns whose holder is gone are requeued at
+    start-up and then every third of ``lease_seconds``."""
+
+    def __init__(self, sessions: sessionmaker, store: BlobStore, workers: int = 2,
+                 on_change: Callable[[str], None] | None = None, partials: PartialFrames | None = None, *,
+                 lease_seconds: float = 30.0, database_url: str | None = None,
+                 on_ended: Callable[[str, str, float], None] | None = None) -> None:
+        self.sessions = sessions
+        self.runner = TurnRunner(sessions, store, lease_seconds=lease_seconds, on_change=on_change,
+                                 partials=partials, on_ended=on_ended)
+        self.workers = max(0, workers)
+        self.lease_seconds = lease_seconds
+        self.database_url = database_url or str(sessions.kw["bind"].url.render_as_string(hide_password=False))
+        self.postgres = self.database_url.startswith("postgresql")
+        self._wakeup: asyncio.Event | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._stopping = False
+        self._last_sweep = 0.0
+        self._job_engine = None
+
+    @property
+    def partials(self) -> PartialFrames:
+        """The runner's partial frames (``app.partials``)."""
+        return self.runner.partials
+
+    @property
+    def store(self) -> BlobStore:
+        """The blob store results are written to."""
+        return self.runner.store
+
+    async def start(self) -> None:
+        """Requeue turns whose holder is gone, then start the workers."""
+        await anyio.to_thread.run_sync(recover_interrupted, self.sessions)
+        self._wakeup = asyncio.Event()
+        self._event_loop = asyncio.get_running_loop()
+        self._stopping = False
+        if self.workers == 0:
+            return
+        self.runner.start()
+        if self.postgres:
+            from app import jobs
+            from app.db import make_engine, make_sessionmaker
+
+            await anyio.to_thread.run_sync(jobs.defer_orphans, self.sessions)
+            self._job_engine = make_engine(self.database_url)  # the supervisor's own connections
+            worker = jobs.JobWorker(self.database_url, make_sessionmaker(self._job_engine), self.runner.run_job,
+                                    concurrency=self.workers, lease_seconds=self.lease_seconds,
+                                    name=f"{turns.NODE}:{os.getpid()}")
+            self._tasks = [asyncio.create_task(self._run_jobs(worker), name="turn-jobs")]
+            return
+        turns.add_waker(self.notify)
+        self._tasks = [asyncio.create_task(self._loop(i), name=f"turn-worker-{i}") for i in range(self.workers)]
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop claiming turns and wait up to ``timeout`` seconds for running
+        ones; a turn still running then is taken over once its lease expires
+        (at once by the next start on this machine)."""
+        self._stopping = True
+        turns.remove_waker(self.notify)
+        self.notify()
+        if self._tasks:
+            if self.postgres:
+                for task in self._tasks:
+                    task.cancel()
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+        self._tasks = []
+        self.runner.stop()
+        if self._job_engine is not None:
+            self._job_engine.dispose()
+            self._job_engine = None
+
+    async def _run_jobs(self, worker) -> None:
+        """Run the job worker (``app.jobs.JobWorker``); when it fails (the
+        database went away), log it and start it again after a pause that
+        doubles from 1 s to at most 30 s."""
+        pause = 1.0
+        while not self._stopping:
+            began = time.monotonic()
+            try:
+                await worker.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the job worker stopped; starting it again in %g s", pause)
+            if self._stopping:
+                return
+            if time.monotonic() - began > 60:
+                pause = 1.0
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 30.0)
+
+    def notify(self) -> None:
+        """Wake an idle worker. Safe to call from any thread (the sync routes
+        run in a thread pool; ``asyncio.Event`` is not thread-safe)."""
+        if self._wakeup is not None:
+            call_on_loop(self._event_loop, self._wakeup.set)
+
+    async def _loop(self, index: int) -> None:
+        assert self._wakeup is not None
+        while not self._stopping:
+            try:
+                claimed = await anyio.to_thread.run_sync(self.claim)
+            except Exception:  # database hiccup: log, wait, go on
+                log.exception("worker %d could not claim a turn", index)
+                claimed = None
+            if claimed is None:
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), POLL_SECONDS)
+                except TimeoutError:
+                    pass
+                continue
+            await anyio.to_thread.run_sync(self.runner.run_claimed, claimed)
+            self.notify()  # a finished turn may unblock the next one of its thread
+
+    def claim(self) -> turns.Claim | None:
+        """Requeue turns whose holder is gone (every third of the lease),
+        then claim the next runnable turn: return its :class:`app.turns.Claim`,
+        or None when no turn can start.
+
+        Runnable: queued, in a thread with no turn running or queued before
+        it (a thread's turns run one at a time, oldest first; the claim is a
+        conditional update, correct across processes). Owners take turns
+        (round-robin): of each owner's oldest runnable turn, the one whose
+        owner has the fewest turns running, then whose owner was served
+        longest ago, then the oldest, starts next (:func:`pick_fairly`). So
+        one owner's backlog cannot starve another's."""
+        now = time.monotonic()
+        if now - self._last_sweep >= self.lease_seconds / 3:
+            self._last_sweep = now
+            recover_interrupted(self.sessions)
+        return self.runner.claim_next()
 
 
 def rerun_note(attempts: int) -> str | None:

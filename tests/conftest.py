@@ -29,7 +29,7 @@ from app.backends import (
 from app.config import Settings
 from app.main import create_app
 
-pytest_plugins = ["tests.fake_openai"]
+pytest_plugins = ["tests.fake_openai", "tests.s3_server"]
 
 POSTGRES_URL = os.environ.get("RETOUCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SHARED_EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"

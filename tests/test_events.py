@@ -51,6 +51,7 @@ def test_an_open_page_hears_when_its_turn_finishes(tmp_path):
         with owner.stream("GET", f"/t/{tid}/events") as stream:
             assert stream.status_code == 200
             assert stream.headers["content-type"].startswith("text/event-stream")
+            assert stream.headers["x-accel-buffering"] == "no"  # nginx passes each event on at once
             lines = stream.iter_lines()
             assert read_events(lines, "ready", 10) == ["ready"]
             r = owner.post(f"/api/v1/threads/{tid}/turns", data={"instruction": "make it black and white"})
