@@ -19,6 +19,7 @@ Blobs go to one shared data folder (the file store).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -192,14 +193,19 @@ def check_runs(events: list[tuple[str, str]], instructions: dict[str, list[str]]
     return starts
 
 
-def check_blobs(cluster: Cluster, client: httpx.Client, thread_ids: list[str]) -> int:
-    """Every version's image is in the shared store, whole, and served. Returns the count."""
+def check_blobs(cluster: Cluster, client: httpx.Client, thread_ids: list[str], read_blob=None) -> int:
+    """Every version's image is in the shared store, whole, and served.
+    ``read_blob(sha256) -> bytes`` reads the store (default: the shared data
+    folder). Returns the count."""
     count = 0
     for tid in thread_ids:
         thread = client.get(f"/api/v1/threads/{tid}").json()
         for v in thread["versions"]:
-            blob = cluster.data / "blobs" / v["sha256"][:2] / f"{v['sha256']}.png"
-            assert hashlib.sha256(blob.read_bytes()).hexdigest() == v["sha256"]
+            if read_blob is not None:
+                data = read_blob(v["sha256"])
+            else:
+                data = (cluster.data / "blobs" / v["sha256"][:2] / f"{v['sha256']}.png").read_bytes()
+            assert hashlib.sha256(data).hexdigest() == v["sha256"]
             r = client.get(v["image_url"])
             assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == v["sha256"]
             count += 1
@@ -236,12 +242,53 @@ def test_two_servers_run_every_turn_once_in_order(cluster_factory):
             assert "Traceback" not in cluster.output(name)
 
 
-def test_three_web_two_workers_survive_a_sigkill(cluster_factory):
-    """3 x ``serve --workers 0`` + 2 x ``worker --concurrency 2``; 60 turns
-    over 6 threads through all three web processes; SIGKILL one worker in
-    the middle of a turn (mid-sleep, before its result is written)."""
+#: Records, in an open thread page, when each turn first shows as succeeded
+#: (``Date.now()``, ms), without reloading: what a person watching sees.
+WATCH_TURNS = """() => {
+  window.__seen = {};
+  setInterval(() => {
+    for (const li of document.querySelectorAll('li.turn.status-succeeded')) {
+      if (!(li.id in window.__seen)) window.__seen[li.id] = Date.now();
+    }
+  }, 20);
+}"""
+
+
+@contextmanager
+def watching_browser(base: str, thread_id: str, cookies: httpx.Cookies):
+    """Real Chromium with the owner's cookie, showing ``base``'s page of
+    ``thread_id``; yields the page (see :data:`WATCH_TURNS`)."""
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS  # skips (or fails in CI) without Chromium
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            context.add_cookies([{"name": c.name, "value": c.value, "url": base} for c in cookies.jar])
+            page = context.new_page()
+            page.goto(f"{base}/t/{thread_id}")
+            page.wait_for_selector("#live")
+            page.evaluate(WATCH_TURNS)
+            yield page
+        finally:
+            browser.close()
+
+
+def test_three_web_two_workers_survive_a_sigkill(cluster_factory, s3_server):
+    """3 x ``serve --workers 0`` + 2 x ``worker --concurrency 2`` on one
+    PostgreSQL database, one SeaweedFS bucket and Redis; 60 turns over 6
+    threads through all three web processes; SIGKILL one worker in the
+    middle of a turn (mid-sleep, before its result is written). A real
+    browser on web process 0 watches one thread: every turn of it, run by
+    the worker processes, shows up there live (its turns are sent from that
+    page's composer, so the page listens to the thread's events while they
+    are pending)."""
     slow = 0.5
-    with cluster_factory(slow_seconds=slow) as cluster:
+    bucket = s3_server.new_bucket()
+    s3 = s3_server.client()
+    env = {**s3_server.serve_env(bucket, "retouch"), "RETOUCH_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    with cluster_factory(slow_seconds=slow, **env) as cluster:
         webs = [cluster.serve(f"web-{i}", 0) for i in range(3)]
         workers = [cluster.spawn(f"worker-{i}", "worker", "--concurrency", "2") for i in range(2)]
         for proc, base in webs:
@@ -249,13 +296,20 @@ def test_three_web_two_workers_survive_a_sigkill(cluster_factory):
         clients = [httpx.Client(base_url=webs[0][1], timeout=30)]
         threads = [upload_thread(clients[0]) for _ in range(6)]
         clients += [httpx.Client(base_url=base, cookies=clients[0].cookies, timeout=30) for _, base in webs[1:]]
+        watch = contextlib.ExitStack()
+        page = watch.enter_context(watching_browser(webs[0][1], threads[0], clients[0].cookies))
         instructions: dict[str, list[str]] = {tid: [] for tid in threads}
-        ids: dict[str, str] = {}
         started = time.monotonic()
         for k in range(10):
             for n, tid in enumerate(threads):
                 instruction = f"thread {n} edit {k}"
-                ids[instruction] = queue(clients[(n + k) % 3], tid, instruction)
+                if n == 0:  # the watched thread's turns are sent from the browser's composer, on web-0
+                    sent = page.locator("li.turn").count()
+                    page.fill("#instruction", instruction)
+                    page.press("#instruction", "Enter")
+                    page.wait_for_function(f"document.querySelectorAll('li.turn').length > {sent}")
+                else:
+                    queue(clients[(n + k) % 3], tid, instruction)
                 instructions[tid].append(instruction)
 
         # Kill worker 0 while its turns are all mid-sleep (started less than half a sleep ago), so no
@@ -289,6 +343,18 @@ def test_three_web_two_workers_survive_a_sigkill(cluster_factory):
 
         drained(cluster, 90)
         total = time.monotonic() - started
+        # The page on web process 0 showed every turn of its thread finish, without a reload.
+        try:
+            wait_until(lambda: len(page.evaluate("() => Object.keys(window.__seen)")) >= 11, 30,
+                       "the watching page to show all of its thread's turns")
+        finally:
+            page.screenshot(path=str(ROOT / "tests" / "artifacts" / "browser" / "multiprocess-watch.png"))
+        seen = page.evaluate("() => window.__seen")
+        watch.close()
+        finished = {f"turn-{tid}": at for tid, at in cluster.sql(
+            "SELECT id, finished_at FROM turns WHERE thread_id = :t AND kind = 'edit'", t=threads[0])}
+        assert len(finished) == 10 and set(finished) <= set(seen), (sorted(finished), sorted(seen))
+        lags = sorted(seen[t] / 1000 - at.timestamp() for t, at in finished.items())
         starts = check_runs(cluster.events(), instructions)
         assert {i for i, n in starts.items() if n > 1} == interrupted  # only the killed runs ran again
         assert all(starts[i] == 2 for i in interrupted) and sum(starts.values()) == 60 + len(interrupted)
@@ -304,7 +370,8 @@ def test_three_web_two_workers_survive_a_sigkill(cluster_factory):
         assert takeover <= LEASE_SECONDS * 4 / 3 + LEASE_SECONDS / 3 + 2, takeover
         statuses = Counter(s for (s,) in cluster.sql("SELECT status FROM turns WHERE kind = 'edit'"))
         assert statuses == {"succeeded": 60}
-        assert check_blobs(cluster, clients[1], threads) == 6 + 60
+        assert check_blobs(cluster, clients[1], threads, read_blob=lambda sha: s3.get_object(
+            Bucket=bucket, Key=f"retouch/blobs/{sha[:2]}/{sha}.png")["Body"].read()) == 6 + 60
         versions = cluster.sql("SELECT count(*), count(DISTINCT turn_id) FROM versions")
         assert tuple(versions[0]) == (66, 66)
         for c in clients:
@@ -312,7 +379,9 @@ def test_three_web_two_workers_survive_a_sigkill(cluster_factory):
         for name in ("web-0", "web-1", "web-2", "worker-1"):
             assert "Traceback" not in cluster.output(name), cluster.output(name)
         print(f"60 turns in {total:.1f} s with a SIGKILL; takeover {takeover:.2f} s after the kill "
-              f"(lease {LEASE_SECONDS:g} s; lease had {(lease_at_kill - killed_at).total_seconds():.2f} s left)")
+              f"(lease {LEASE_SECONDS:g} s; lease had {(lease_at_kill - killed_at).total_seconds():.2f} s left); "
+              f"a page on web-0 showed its thread's turns {lags[len(lags) // 2]:.2f} s (median), "
+              f"{lags[-1]:.2f} s (max) after they finished on a worker")
 
 
 def test_sqlite_web_and_worker_processes_share_the_queue(tmp_path):
