@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, HTTPException, Query, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ from app.models import Thread, Version
 from app.schemas import (
     BackendInfo,
     CreateThreadJSON,
+    EditTurnIn,
     ErrorOut,
     ModelList,
     RenameIn,
@@ -119,9 +120,16 @@ def _text(value) -> str | None:
 
 
 @router.get("/threads", response_model=ThreadList)
-def list_threads(session: SessionDep, owner: OwnerDep) -> ThreadList:
-    """The caller's threads, newest first."""
-    return ThreadList(threads=[thread_summary(t) for t in services.list_threads(session, owner)])
+def list_threads(session: SessionDep, owner: OwnerDep,
+                 q: Annotated[str | None, Query(max_length=1000, description="search: threads whose title or "
+                                                "instructions contain every word (prefixes match)")] = None,
+                 limit: Annotated[int, Query(ge=1, le=500, description="with q: at most this many")] = 50,
+                 ) -> ThreadList:
+    """The caller's threads, most recently active first; with ``q``, those
+    that match it (``app.services.search_threads``)."""
+    threads = (services.search_threads(session, owner, q, limit) if q is not None
+               else services.list_threads(session, owner))
+    return ThreadList(threads=[thread_summary(t) for t in threads])
 
 
 @router.get("/threads/{thread_id}", response_model=ThreadOut)
@@ -139,6 +147,41 @@ def rename_thread(thread_id: str, body: RenameIn, request: Request, ctx: Context
     """Change the thread's title."""
     thread = services.rename(session, owner, thread_id, body.title)
     return thread_out(thread, base_url=str(request.base_url), partials=ctx.partials, prices=ctx.prices)
+
+
+@router.delete("/threads/{thread_id}", status_code=204)
+def delete_thread(thread_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep,
+                  background: BackgroundTasks) -> Response:
+    """Delete the thread: from now on it answers 404 everywhere (its share
+    link too) and its pending turns are stopped. ``POST
+    /threads/{id}/restore`` brings it back within ``RETOUCH_DELETE_UNDO_SECONDS``;
+    after that it is removed for good (RFC 9110 §9.3.5: 204, no content)."""
+    services.delete_thread(session, owner, thread_id)
+    background.add_task(purge_expired, ctx)
+    return Response(status_code=204)
+
+
+@router.post("/threads/{thread_id}/restore", response_model=ThreadOut)
+def restore_thread(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep,
+                   owner: OwnerDep) -> ThreadOut:
+    """Undo a delete made less than ``RETOUCH_DELETE_UNDO_SECONDS`` ago;
+    404 after that. A thread that is not deleted is returned as is."""
+    thread = services.restore_thread(session, owner, thread_id, ctx.settings.delete_undo_seconds)
+    return thread_out(thread, base_url=str(request.base_url), partials=ctx.partials, prices=ctx.prices)
+
+
+def purge_expired(ctx) -> None:
+    """Purge the threads (anyone's) whose undo window has passed
+    (``app.services.purge_deleted_threads``): run after each delete, once the
+    response is sent, so a server that never runs ``retouch gc`` still
+    forgets deleted threads. Errors are logged, never raised."""
+    import logging
+
+    try:
+        with ctx.sessions() as session:
+            services.purge_deleted_threads(session, ctx.settings.delete_undo_seconds)
+    except Exception:  # noqa: BLE001 - opportunistic; retouch gc purges too
+        logging.getLogger(__name__).exception("purging deleted threads failed")
 
 
 @router.post("/threads/{thread_id}/turns", status_code=202, response_model=TurnOut,
@@ -201,6 +244,45 @@ def retry_turn(turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerD
     """Send a failed or declined turn's instruction again, as a new turn."""
     turn = services.retry_turn(session, owner, turn_id, backend=ctx.backend, store=ctx.store,
                                 limits=ctx.limits)
+    return turn_out(turn, partials=ctx.partials, prices=ctx.prices)
+
+
+@router.post("/threads/{thread_id}/turns/{turn_id}/cancel", response_model=TurnOut,
+             responses={409: {"model": ErrorOut, "description": "the turn has already ended"}})
+def cancel_turn(thread_id: str, turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> TurnOut:
+    """Stop a turn: a queued one is cancelled before it starts, a running
+    one is stopped and its result discarded (no version; a paid backend may
+    still bill the request it had received, and ``message`` says so).
+    Returns the turn, ``cancelled``; 409 Conflict when it has already ended."""
+    turn = services.cancel_turn(session, owner, thread_id, turn_id)
+    return turn_out(turn, partials=ctx.partials, prices=ctx.prices)
+
+
+@router.post("/threads/{thread_id}/turns/{turn_id}/regenerate", status_code=202, response_model=TurnOut,
+             dependencies=[TurnLimit],
+             responses={409: {"model": ErrorOut, "description": "the turn made no image or answer, or its "
+                                                                "backend is deterministic (local)"},
+                        429: UPLOAD_ERRORS[429], 507: UPLOAD_ERRORS[507]})
+def regenerate_turn(thread_id: str, turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> TurnOut:
+    """Run the turn's instruction (options, mask, drawing, references) again
+    on the same base version: **202** with the new turn, whose version
+    becomes a sibling of the original's."""
+    turn = services.regenerate_turn(session, owner, thread_id, turn_id, backend=ctx.backend, store=ctx.store,
+                                    limits=ctx.limits)
+    return turn_out(turn, partials=ctx.partials, prices=ctx.prices)
+
+
+@router.post("/threads/{thread_id}/turns/{turn_id}/edit", status_code=202, response_model=TurnOut,
+             dependencies=[TurnLimit],
+             responses={409: {"model": ErrorOut, "description": "the turn is not an instruction"},
+                        429: UPLOAD_ERRORS[429], 507: UPLOAD_ERRORS[507]})
+def edit_turn(thread_id: str, turn_id: str, body: EditTurnIn, ctx: ContextDep, session: SessionDep,
+              owner: OwnerDep) -> TurnOut:
+    """Send an edited instruction in place of the turn's: **202** with a new
+    turn from the same base version (a sibling branch) and the original's
+    options and attachments; the original stays."""
+    turn = services.edit_turn(session, owner, thread_id, turn_id, body.instruction, backend=ctx.backend,
+                              store=ctx.store, limits=ctx.limits)
     return turn_out(turn, partials=ctx.partials, prices=ctx.prices)
 
 

@@ -113,7 +113,7 @@ class TurnEntry(_Strict):
     id: str | None = Field(default=None, max_length=64)
     kind: Literal["generate", "edit", "upload", "revert"]
     instruction: str = Field(default="", max_length=services.MAX_INSTRUCTION_CHARS + 400)
-    status: Literal["succeeded", "answered", "declined", "failed"]
+    status: Literal["succeeded", "answered", "declined", "failed", "cancelled"]
     message: str | None = Field(default=None, max_length=20_000)
     error: str | None = Field(default=None, max_length=20_000)
     base_version: int | None = Field(default=None, ge=1)

@@ -118,12 +118,15 @@ def _gc(grace_seconds: float | None, dry_run: bool) -> int:
     settings = get_settings()
     engine = make_engine(settings.sqlalchemy_url)
     try:
-        result = collect_garbage(engine, open_store(settings), grace_seconds=grace, dry_run=dry_run)
+        result = collect_garbage(engine, open_store(settings), grace_seconds=grace, dry_run=dry_run,
+                                 purge_deleted_after=settings.delete_undo_seconds)
     except (NotARetouchDatabase, StorageError) as exc:
         return _fail(EXIT_USAGE, str(exc))
     finally:
         engine.dispose()
     verb = "would remove" if dry_run else "removed"
+    if result.threads_purged:
+        print(f"{'would purge' if dry_run else 'purged'} {result.threads_purged} deleted threads")
     for path in result.removed:
         print(f"{verb} {path}")
     print(

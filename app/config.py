@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     #: Concurrent turn workers in the server process (turns of one thread
     #: always run one at a time, in order); 0 = none (``retouch worker`` runs them).
     workers: int = Field(default=2, ge=0)
+    #: Seconds a deleted thread can be brought back (Undo, ``POST /api/v1/threads/{id}/restore``);
+    #: after them it is purged with its turns and share links (``app/services.py``).
+    delete_undo_seconds: float = Field(default=10.0, ge=0)
 
     # -- Turn queue across processes (app/turns.py, app/jobs.py, app/worker.py) --
     #: Seconds a worker's claim on a running turn lasts; its heartbeat renews

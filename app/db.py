@@ -84,6 +84,14 @@ def migrate(url: str | None = None) -> None:
     if url.startswith("sqlite"):
         make_engine(url).dispose()  # creates the folder
         command.upgrade(cfg, "head")
+        from app.search_index import ensure_sqlite_search  # triggers a table rebuild dropped
+
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                ensure_sqlite_search(conn)
+        finally:
+            engine.dispose()
         return
     engine = make_engine(url)
     try:

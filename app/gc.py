@@ -22,7 +22,10 @@ modification time, an S3 object's ``LastModified``) is older than
 by a turn or upload whose transaction has not committed yet, or a temporary
 file still being written, is never touched. A blob stored again refreshes
 its age (``Store.put``). Anything else (unknown names) is left alone.
-``retouch gc`` runs it.
+``retouch gc`` runs it, after purging the threads deleted longer ago than
+their undo window (``purge_deleted_after``, :func:`app.services.purge_deleted_threads`),
+so the images only those threads used become unreferenced and, once older
+than the grace period, are removed in the same run.
 """
 from __future__ import annotations
 
@@ -70,6 +73,8 @@ class GcResult:
     kept_young: int = 0
     missing: list[str] = field(default_factory=list)
     removed: list = field(default_factory=list)
+    #: Deleted threads purged first (with ``dry_run``: that would be).
+    threads_purged: int = 0
 
     @property
     def files_removed(self) -> int:
@@ -131,6 +136,7 @@ def collect_garbage(
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     dry_run: bool = False,
     now: float | None = None,
+    purge_deleted_after: float | None = None,
 ) -> GcResult:
     """Delete unreferenced blobs, their thumbnails and previews, unnamed
     ``.source`` files and leftover ``.tmp-*`` files older than
@@ -144,13 +150,22 @@ def collect_garbage(
     :class:`GcResult`. Raises :class:`NotARetouchDatabase` (before touching
     anything) when the database is not a migrated Retouch database, and
     ValueError for a negative grace period.
+
+    With ``purge_deleted_after`` (seconds, ``RETOUCH_DELETE_UNDO_SECONDS``),
+    threads deleted longer ago than that are purged first
+    (:func:`app.services.purge_deleted_threads`); with ``dry_run`` they are
+    only counted, and their images, still referenced, are not listed.
     """
     if grace_seconds < 0:
         raise ValueError("grace_seconds must be 0 or more")
+    purged = 0
+    if purge_deleted_after is not None:
+        referenced_digests(engine)  # NotARetouchDatabase before anything is touched
+        purged = _purge(engine, purge_deleted_after, dry_run)
     refs = referenced_digests(engine)
     sources = referenced_sources(engine)
     now = time.time() if now is None else now
-    result = GcResult(dry_run=dry_run, referenced=len(refs | sources))
+    result = GcResult(dry_run=dry_run, referenced=len(refs | sources), threads_purged=purged)
     stored_pngs: set[str] = set()
     for entry in store.entries():
         if entry.name.endswith(".png"):
@@ -182,3 +197,22 @@ def collect_garbage(
     # A blob written after the listing began may be missing from it: ask the store before reporting.
     result.missing = sorted(sha for sha in refs - stored_pngs if _SHA.match(sha) and not store.exists(sha))
     return result
+
+
+def _purge(engine: Engine, older_than_seconds: float, dry_run: bool) -> int:
+    """Purge (or, with ``dry_run``, count) the threads deleted more than
+    ``older_than_seconds`` seconds ago; returns how many."""
+    from datetime import timedelta
+
+    from sqlalchemy import func
+
+    from app.db import make_sessionmaker
+    from app.models import Thread, utcnow
+    from app.services import purge_deleted_threads
+
+    with make_sessionmaker(engine)() as session:
+        if dry_run:
+            cutoff = utcnow() - timedelta(seconds=max(0.0, older_than_seconds))
+            return session.scalar(select(func.count()).select_from(Thread).where(
+                Thread.deleted_at.is_not(None), Thread.deleted_at < cutoff)) or 0
+        return len(purge_deleted_threads(session, older_than_seconds).thread_ids)

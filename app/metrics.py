@@ -29,7 +29,7 @@ log = logging.getLogger("retouch.metrics")
 #: second, OpenAI's image models take 10 to 120 s, a diffusers model on a CPU minutes.
 TURN_SECONDS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
 
-TURNS = Counter("retouch_turns", "Turns that ended, by backend and outcome (succeeded, answered, declined, failed).",
+TURNS = Counter("retouch_turns", "Turns that ended, by backend and outcome (succeeded, answered, declined, failed, cancelled).",
                 ["backend", "outcome"])
 TURN_SECONDS = Histogram("retouch_turn_duration_seconds", "Time from a turn's start to its end, in seconds.",
                          ["backend"], buckets=TURN_SECONDS_BUCKETS)
@@ -41,7 +41,7 @@ PARTIAL_FRAMES_SENT = Counter("retouch_partial_frames_sent", "Partial images ser
 
 def turn_finished(backend: str, outcome: str, seconds: float) -> None:
     """Count a turn that ended: ``backend`` its backend's name, ``outcome``
-    its final status (``succeeded``, ``answered``, ``declined`` or ``failed``), ``seconds``
+    its final status (``succeeded``, ``answered``, ``declined``, ``failed`` or ``cancelled``), ``seconds``
     from its start (claim) to its end. Negative durations count as 0."""
     TURNS.labels(backend=backend, outcome=outcome).inc()
     TURN_SECONDS.labels(backend=backend).observe(max(0.0, seconds))

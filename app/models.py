@@ -13,7 +13,8 @@ from app.db import Base
 TURN_KINDS = ("generate", "edit", "upload", "revert")
 #: ``answered``: the backend answered in words and made no image (a question
 #: back, or a refusal); not a failure, the person can reply.
-TURN_STATUSES = ("queued", "running", "succeeded", "answered", "declined", "failed")
+#: ``cancelled``: stopped by the person, before it started or while it ran; no version.
+TURN_STATUSES = ("queued", "running", "succeeded", "answered", "declined", "failed", "cancelled")
 PENDING_STATUSES = ("queued", "running")
 
 
@@ -43,6 +44,9 @@ class Thread(Base):
     #: Whether the C2PA manifests of this thread's downloads carry the
     #: instructions (``app/provenance.py``); off by default, for privacy.
     c2pa_instructions: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: When the owner deleted the thread (``app/services.py``, :func:`delete_thread`): from then on it
+    #: answers 404 everywhere; it can be restored for ``RETOUCH_DELETE_UNDO_SECONDS``, then it is purged.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
     versions: Mapped[list[Version]] = relationship(
         back_populates="thread", order_by="Version.number", cascade="all, delete-orphan"
@@ -102,6 +106,10 @@ class Turn(Base):
     message: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     base_version: Mapped[int | None] = mapped_column(Integer)
+    #: True: the turn starts from ``base_version`` as set when it was queued
+    #: (regenerate, edit and resend make a sibling of the original's result);
+    #: False: from the thread's head when a worker claims it (``app/turns.py``).
+    pinned_base: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     result_version: Mapped[int | None] = mapped_column(Integer)
     backend: Mapped[str | None] = mapped_column(String(32))
     size: Mapped[str | None] = mapped_column(String(20))
@@ -115,6 +123,9 @@ class Turn(Base):
     markup_sha256: Mapped[str | None] = mapped_column(String(64))
     reference_sha256s: Mapped[list] = mapped_column(JSON, default=list)
     usage: Mapped[dict | None] = mapped_column(JSON)
+    #: A declined turn: example instructions the backend can do instead
+    #: (``BackendDeclined.suggestions``), shown as buttons that fill the composer.
+    suggestions: Mapped[list | None] = mapped_column(JSON)
     #: What the backend reported it made: ``{"model", "size", "quality",
     #: "background", "output_format"}`` (the effective values when "auto" was asked).
     output: Mapped[dict | None] = mapped_column(JSON)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import anyio
 from sqlalchemy.orm import object_session
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 from sse_starlette import EventSourceResponse
@@ -32,6 +32,49 @@ templates = Jinja2Blocks(directory=ROOT / "templates")
 templates.env.auto_reload = False
 templates.env.globals["utc"] = utc
 templates.env.globals["cost_of"] = cost_of
+
+#: The cookie static/threads.js sets to the browser's IANA time zone, for the sidebar's date groups.
+TZ_COOKIE = "retouch_tz"
+
+
+def thread_groups(threads, request: Request | None = None):
+    """The sidebar's date groups of ``threads`` (``app.services.group_threads``)
+    in the viewer's time zone (the ``retouch_tz`` cookie static/threads.js
+    sets; UTC until it is set, or when it names no zone)."""
+    threads = list(threads or [])
+    if not threads:
+        return []
+    tz = request.cookies.get(TZ_COOKIE) if request is not None else None
+    return services.group_threads(object_session(threads[0]), threads, (tz or "")[:64] or None)
+
+
+templates.env.globals["thread_groups"] = thread_groups
+
+
+def backend_flags(name: str | None):
+    """The backend named ``name`` (its capability flags: ``deterministic``,
+    ``paid``…) for templates, or None when no such backend is registered."""
+    from app.backends import UnknownBackend
+
+    try:
+        return get_backend(name or "")
+    except UnknownBackend:
+        return None
+
+
+def without_suggestions(message: str | None) -> str:
+    """A decline ``message`` without its closing sentence of suggestions
+    ("Things I can do instead: …", ``app/backends/local/declines.py``), for
+    pages that show the suggestions as buttons."""
+    from app.backends.local.declines import SUGGESTIONS_LEAD
+
+    text = message or ""
+    cut = text.rfind(SUGGESTIONS_LEAD)
+    return text[:cut].rstrip() if cut > 0 else text
+
+
+templates.env.globals["backend_flags"] = backend_flags
+templates.env.filters["without_suggestions"] = without_suggestions
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,9 +103,14 @@ def render(request: Request, name: str, context: dict, *, block: str | None = No
 
 
 def error_page(request: Request, status: int, message: str, headers: dict | None = None) -> Response:
-    """A page (or, for htmx, a fragment shown in the flash area) that
-    explains what went wrong. ``headers`` (e.g. ``Retry-After``) are kept."""
+    """A page (or, for htmx, a fragment shown in the flash area, or next to
+    the composer when the composer sent the request) that explains what went wrong. ``headers`` (e.g. ``Retry-After``) are kept."""
     headers = dict(headers or {})
+    if is_htmx(request) and request.headers.get("hx-trigger") == "composer":
+        # The composer's send: the message goes next to the composer, where the person is looking.
+        headers.update({"HX-Retarget": "#composer-alert-text", "HX-Reswap": "innerHTML"})
+        return render(request, "_composer_alert.html", {"status": status, "message": message}, status=status,
+                      headers=headers)
     if is_htmx(request):
         headers.update({"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
     return render(request, "error.html", {"status": status, "message": message}, block="error", status=status,
@@ -150,8 +198,50 @@ def model_choice(ctx, thread) -> dict:
 
 
 @router.get("/")
-def home(request: Request, session: SessionDep, owner: OwnerDep) -> Response:
-    return render(request, "home.html", {"threads": services.list_threads(session, owner)})
+def home(request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep,
+         deleted: str | None = None) -> Response:
+    """The home page; ``?deleted=ID`` (where deleting a thread lands) shows
+    "Thread deleted. Undo" while that thread can still be restored."""
+    context = {"threads": services.list_threads(session, owner)}
+    if deleted:
+        left = services.undo_seconds_left(session, owner, deleted, ctx.settings.delete_undo_seconds)
+        if left > 0:
+            context.update(deleted_id=deleted, undo_seconds=left)
+    return render(request, "home.html", context)
+
+
+@router.post("/t/{thread_id}/delete")
+def delete_thread(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep,
+                  background: BackgroundTasks) -> Response:
+    """Delete the thread (after the page's confirmation dialog) and land on
+    the home page with an Undo notice."""
+    from app.api import purge_expired
+
+    services.delete_thread(session, owner, thread_id)
+    background.add_task(purge_expired, ctx)
+    response = redirect(request, f"/?deleted={thread_id}")
+    response.background = background
+    return response
+
+
+@router.post("/t/{thread_id}/restore")
+def restore_thread(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep,
+                   owner: OwnerDep) -> Response:
+    """Undo: bring the thread back and open it (404 once the window has passed)."""
+    services.restore_thread(session, owner, thread_id, ctx.settings.delete_undo_seconds)
+    return redirect(request, f"/t/{thread_id}")
+
+
+@router.get("/threads/list")
+def thread_results(request: Request, session: SessionDep, owner: OwnerDep, q: str = "",
+                   current: str = "") -> Response:
+    """The sidebar's list of threads, filtered by the search box (``q``,
+    ``app.services.search_threads``); ``current`` marks the open thread."""
+    q = q[:1000]
+    threads = services.search_threads(session, owner, q, 200) if q.strip() else services.list_threads(session, owner)
+    return templates.TemplateResponse(request, "_thread_results.html",
+                                      {"threads": threads, "q": q, "current_id": current},
+                                      headers={"Vary": "HX-Request", "Cache-Control": "no-store"})
 
 
 @router.post("/threads", dependencies=[TurnLimit])
@@ -267,6 +357,57 @@ def retry(thread_id: str, turn_id: str, request: Request, ctx: ContextDep, sessi
           owner: OwnerDep) -> Response:
     services.retry_turn(session, owner, turn_id, backend=ctx.backend, store=ctx.store, limits=ctx.limits)
     return _after_change(request, ctx, session, owner, thread_id)
+
+
+@router.post("/t/{thread_id}/turns/{turn_id}/cancel")
+def cancel(thread_id: str, turn_id: str, request: Request, ctx: ContextDep, session: SessionDep,
+           owner: OwnerDep) -> Response:
+    """The pending bubble's Stop button (``app.services.cancel_turn``); a
+    turn that has already ended answers 409 with a sentence."""
+    services.cancel_turn(session, owner, thread_id, turn_id)
+    return _after_change(request, ctx, session, owner, thread_id)
+
+
+@router.post("/t/{thread_id}/turns/{turn_id}/regenerate", dependencies=[TurnLimit])
+def regenerate(thread_id: str, turn_id: str, request: Request, ctx: ContextDep, session: SessionDep,
+               owner: OwnerDep) -> Response:
+    """The turn footer's Regenerate button (``app.services.regenerate_turn``)."""
+    services.regenerate_turn(session, owner, thread_id, turn_id, backend=ctx.backend, store=ctx.store,
+                             limits=ctx.limits)
+    return _after_change(request, ctx, session, owner, thread_id)
+
+
+@router.post("/t/{thread_id}/turns/{turn_id}/edit", dependencies=[TurnLimit])
+def edit_and_resend(thread_id: str, turn_id: str, request: Request, ctx: ContextDep, session: SessionDep,
+                    owner: OwnerDep, instruction: Annotated[str, Form()] = "") -> Response:
+    """The edit form of an instruction bubble (``app.services.edit_turn``):
+    a new turn from the original's base version."""
+    services.edit_turn(session, owner, thread_id, turn_id, instruction, backend=ctx.backend, store=ctx.store,
+                       limits=ctx.limits)
+    return _after_change(request, ctx, session, owner, thread_id)
+
+
+@router.get("/t/{thread_id}/turns/{turn_id}")
+def one_turn(thread_id: str, turn_id: str, request: Request, ctx: ContextDep, session: SessionDep,
+             owner: OwnerDep, edit: bool = False) -> Response:
+    """One turn of the conversation, as its list item; with ``?edit=1`` its
+    instruction bubble is a form to edit and send it again (the Edit button
+    swaps this in; Cancel or Escape swaps the plain turn back)."""
+    from sqlalchemy import select
+
+    from app.models import Turn, Version
+
+    read_snapshot(session)
+    thread = services.thread_row(session, owner, thread_id)
+    turn = session.scalar(select(Turn).where(Turn.id == turn_id, Turn.thread_id == thread.id))
+    if turn is None:
+        raise services.NotFound("There is no such turn in this thread.")
+    context = thread_context(request, ctx, thread)
+    version = session.scalar(select(Version).where(Version.thread_id == thread.id, Version.turn_id == turn.id))
+    context.update(turn=turn, turn_versions={turn.id: version} if version is not None else {},
+                   editing=edit and turn.kind in ("generate", "edit"))
+    return templates.TemplateResponse(request, "_turn.html", context,
+                                      headers={"Vary": "HX-Request", "Cache-Control": "no-store"})
 
 
 @router.post("/t/{thread_id}/title")

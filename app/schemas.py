@@ -27,13 +27,18 @@ class TurnOut(BaseModel):
     thread_id: str
     kind: Literal["generate", "edit", "upload", "revert"]
     instruction: str
-    status: Literal["queued", "running", "succeeded", "answered", "declined", "failed"] = Field(
-        description="answered: the backend replied in words only (a question or a refusal) and made no version")
+    status: Literal["queued", "running", "succeeded", "answered", "declined", "failed", "cancelled"] = Field(
+        description="answered: the backend replied in words only (a question or a refusal) and made no version; "
+        "cancelled: stopped by the person (before it started, or while it ran: the result was discarded)")
     message: str | None
     error: str | None
     base_version: int | None
+    pinned_base: bool = Field(default=False, description="starts from base_version, fixed when queued "
+                              "(regenerate, edit and resend), not from the head when it starts")
     result_version: int | None
     backend: str | None
+    suggestions: list[str] | None = Field(default=None, description="a declined turn: instructions the "
+                                          "backend can do instead")
     size: str | None = Field(default=None, description="asked for: WIDTHxHEIGHT or auto; null = the image's shape")
     quality: str | None = None
     model: str | None = Field(default=None, description="asked for; null = the backend's default")
@@ -123,6 +128,10 @@ class RevertIn(BaseModel):
     version: int = Field(ge=1)
 
 
+class EditTurnIn(BaseModel):
+    instruction: str = Field(min_length=1, max_length=4000, description="the edited instruction")
+
+
 class RenameIn(BaseModel):
     title: str = Field(min_length=1, max_length=200)
 
@@ -178,8 +187,8 @@ def turn_out(t: Turn, *, owner: bool = True, urls: Urls | None = None, partials=
     urls = urls or Urls(t.thread)
     return TurnOut(
         id=t.id, thread_id=t.thread_id, kind=t.kind, instruction=t.instruction, status=t.status,
-        message=t.message, error=t.error, base_version=t.base_version, result_version=t.result_version,
-        backend=t.backend, size=t.size, quality=t.quality, model=t.model, background=t.background,
+        message=t.message, error=t.error, base_version=t.base_version, pinned_base=bool(t.pinned_base),
+        result_version=t.result_version, backend=t.backend, suggestions=t.suggestions or None, size=t.size, quality=t.quality, model=t.model, background=t.background,
         has_mask=t.mask_sha256 is not None, has_markup=t.markup_sha256 is not None,
         reference_count=len(t.reference_sha256s or []), usage=t.usage if owner else None, output=t.output,
         cost_usd=cost_of(t, prices or {}) if owner else None,

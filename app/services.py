@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from app.backends import OptionRejected, UnknownBackend, get_backend, offered_backends
@@ -120,7 +121,7 @@ def list_threads(session: Session, owner_id: str) -> list[Thread]:
     would load them one thread at a time; nothing that lists threads does."""
     stmt = (
         select(Thread)
-        .where(Thread.owner_id == owner_id)
+        .where(Thread.owner_id == owner_id, Thread.deleted_at.is_(None))
         .order_by(Thread.updated_at.desc(), Thread.created_at.desc())
     )
     return list(session.scalars(stmt))
@@ -136,7 +137,7 @@ def thread_row(session: Session, owner_id: str, thread_id: str) -> Thread:
     """The thread ``thread_id`` if ``owner_id`` owns it, without loading its
     turns or versions (one primary-key query); raises NotFound."""
     thread = session.get(Thread, thread_id)
-    if thread is None or not secrets.compare_digest(thread.owner_id, owner_id):
+    if thread is None or not secrets.compare_digest(thread.owner_id, owner_id) or thread.deleted_at is not None:
         raise NotFound("There is no such thread.")
     return thread
 
@@ -185,7 +186,7 @@ def _load_in_order(thread: Thread) -> Thread:
 def get_turn(session: Session, owner_id: str, turn_id: str) -> Turn:
     """The turn ``turn_id`` if ``owner_id`` owns its thread; raises NotFound."""
     turn = session.scalar(select(Turn).where(Turn.id == turn_id))
-    if turn is None or not secrets.compare_digest(turn.thread.owner_id, owner_id):
+    if turn is None or not secrets.compare_digest(turn.thread.owner_id, owner_id) or turn.thread.deleted_at is not None:
         raise NotFound("There is no such turn.")
     return turn
 
@@ -199,7 +200,7 @@ def get_shared_thread(session: Session, token: str) -> Thread:
 def get_shared_row(session: Session, token: str) -> Thread:
     """The thread behind a live share link, nothing else loaded; raises NotFound."""
     link = session.get(ShareLink, token) if token else None
-    if link is None or link.revoked_at is not None:
+    if link is None or link.revoked_at is not None or link.thread.deleted_at is not None:
         raise NotFound("This share link does not exist or was revoked.")
     return link.thread
 
@@ -543,12 +544,13 @@ def submit_turn(
 def retry_turn(session: Session, owner_id: str, turn_id: str, *, backend: str,
                store: BlobStore | None = None, limits: Limits | None = None) -> Turn:
     """Queue a new turn with the same instruction, mask, references and
-    options as a declined or failed turn. Raises NotFound, InvalidInput
+    options as a declined, failed or stopped (cancelled) turn, from the head. Raises NotFound, InvalidInput
     (409) when the turn has not ended in failure, or (429/507) past the
     owner's ``limits`` (see :func:`check_owner_limits`)."""
     old = get_turn(session, owner_id, turn_id)
-    if old.status not in (turns.TurnStatus.FAILED, turns.TurnStatus.DECLINED) or old.kind not in turns.IMAGE_KINDS:
-        raise InvalidInput("Only a failed or declined turn can be tried again.", 409)
+    if old.status not in (turns.TurnStatus.FAILED, turns.TurnStatus.DECLINED, turns.TurnStatus.CANCELLED) \
+            or old.kind not in turns.IMAGE_KINDS:
+        raise InvalidInput("Only a failed, declined or stopped turn can be tried again.", 409)
     if store is not None:
         check_owner_limits(session, store, owner_id, limits, queues_turn=True, stores_images=False)
     thread = old.thread
@@ -559,6 +561,124 @@ def retry_turn(session: Session, owner_id: str, turn_id: str, *, backend: str,
         quality=old.quality, model=old.model, background=old.background, mask_sha256=old.mask_sha256,
         markup_sha256=old.markup_sha256,
         reference_sha256s=list(old.reference_sha256s or []), created_at=utcnow(),
+    ))
+    thread.updated_at = utcnow()
+    session.commit()
+    return turn
+
+
+# ---------------------------------------------------------------- turn actions
+
+
+def _thread_turn(session: Session, owner_id: str, thread_id: str, turn_id: str) -> Turn:
+    """Turn ``turn_id`` of thread ``thread_id`` owned by ``owner_id``; raises NotFound."""
+    thread = thread_row(session, owner_id, thread_id)
+    turn = session.scalar(select(Turn).where(Turn.id == turn_id, Turn.thread_id == thread.id))
+    if turn is None:
+        raise NotFound("There is no such turn in this thread.")
+    return turn
+
+
+def stop_message(turn: Turn, was_running: bool) -> str:
+    """What a stopped turn says after "Stopped.": whether it had started,
+    and, for a turn stopped while it ran on a paid backend
+    (``ImageBackend.paid``: OpenAI), that the service may still bill the
+    work it had begun (a request already sent cannot be recalled)."""
+    if not was_running:
+        return "It had not started, so nothing was sent."
+    text = "The result is discarded; no version was made."
+    try:
+        paid = get_backend(turn.backend or "").paid
+    except UnknownBackend:
+        paid = False
+    if paid:
+        text += " The paid image service had already received the request and may still bill it."
+    return text
+
+
+def cancel_turn(session: Session, owner_id: str, thread_id: str, turn_id: str) -> Turn:
+    """Stop turn ``turn_id`` of thread ``thread_id``: a queued turn is
+    cancelled before it starts, a running one is stopped and its result
+    discarded (:func:`app.turns.cancel`; no version is made). Returns the
+    turn, now ``cancelled``. Raises NotFound, or InvalidInput 409 Conflict
+    (RFC 9110 §15.5.10) when the turn has already ended."""
+    turn = _thread_turn(session, owner_id, thread_id, turn_id)
+    if turn.kind not in turns.IMAGE_KINDS or not turn.pending:
+        raise InvalidInput("This turn has already ended, so there is nothing to stop.", 409)
+    was_running = turn.status == turns.TurnStatus.RUNNING
+    if not turns.cancel(session, turn, stop_message(turn, was_running)):
+        raise InvalidInput("This turn has already ended, so there is nothing to stop.", 409)
+    return turn
+
+
+def _base_of(old: Turn) -> tuple[bool, int | None]:
+    """(pinned, base version) for a new turn that starts where ``old``
+    started: the base ``old`` was queued or claimed with, or, for a turn
+    that never started (cancelled while queued), the head at claim time."""
+    if old.pinned_base or old.started_at is not None:
+        return True, old.base_version
+    return False, None
+
+
+def regenerate_turn(session: Session, owner_id: str, thread_id: str, turn_id: str, *, backend: str,
+                    store: BlobStore | None = None, limits: Limits | None = None) -> Turn:
+    """Run turn ``turn_id``'s instruction, options, mask, drawing and
+    references again on the same base version, as a new queued turn whose
+    version becomes a sibling of the original's (its parent is that base,
+    not the head). Only for an image turn that has ended with an image or an
+    answer (``succeeded``, ``answered``), on a backend that is not
+    ``deterministic`` (the same request would give the same image). Runs on
+    the original's backend while it is offered, else on ``backend``.
+    Raises NotFound, InvalidInput 409 Conflict (RFC 9110 §15.5.10: the
+    turn's state rules it out, as for retry) or 429/507 past the owner's
+    ``limits``."""
+    old = _thread_turn(session, owner_id, thread_id, turn_id)
+    if old.kind not in turns.IMAGE_KINDS or old.status not in (turns.TurnStatus.SUCCEEDED, turns.TurnStatus.ANSWERED):
+        raise InvalidInput("Only a turn that made an image (or answered) can be regenerated.", 409)
+    if old.backend and old.backend in offered_backends(backend):
+        backend = old.backend
+    try:
+        if get_backend(backend).deterministic:
+            raise InvalidInput("This editor gives the same result for the same instruction every time, "
+                               "so regenerating would only repeat it. Edit the instruction instead.", 409)
+    except UnknownBackend:
+        pass
+    if store is not None:
+        check_owner_limits(session, store, owner_id, limits, queues_turn=True, stores_images=False)
+    return _queue_like(session, old, instruction=old.instruction, backend=backend)
+
+
+def edit_turn(session: Session, owner_id: str, thread_id: str, turn_id: str, instruction: str, *,
+              backend: str, store: BlobStore | None = None, limits: Limits | None = None) -> Turn:
+    """Send an edited ``instruction`` in place of turn ``turn_id``'s: a new
+    queued turn with the original's options, mask, drawing and references,
+    from the same base version (its version becomes a sibling of the
+    original's; a turn that never started starts from the head). The
+    original stays as it is. Raises NotFound, InvalidInput 422 for an empty,
+    too long or control-character instruction, 409 for a turn that is not an
+    instruction (an upload or revert), or 429/507 past ``limits``."""
+    old = _thread_turn(session, owner_id, thread_id, turn_id)
+    if old.kind not in turns.IMAGE_KINDS:
+        raise InvalidInput("Only an instruction can be edited and sent again.", 409)
+    instruction = _clean_instruction(instruction, required=True)
+    if store is not None:
+        check_owner_limits(session, store, owner_id, limits, queues_turn=True, stores_images=False)
+    if old.backend and old.backend in offered_backends(backend):
+        backend = old.backend
+    return _queue_like(session, old, instruction=instruction, backend=backend)
+
+
+def _queue_like(session: Session, old: Turn, *, instruction: str, backend: str) -> Turn:
+    """Queue a copy of ``old`` (options and attachments) with
+    ``instruction`` on ``backend``, starting from ``old``'s base
+    (:func:`_base_of`). Commits. Returns the new turn."""
+    pinned, base = _base_of(old)
+    thread = old.thread
+    turn = turns.queue(session, Turn(
+        id=new_id(), thread=thread, instruction=instruction, backend=backend, size=old.size,
+        quality=old.quality, model=old.model, background=old.background, mask_sha256=old.mask_sha256,
+        markup_sha256=old.markup_sha256, reference_sha256s=list(old.reference_sha256s or []),
+        pinned_base=pinned, base_version=base if pinned else None, created_at=utcnow(),
     ))
     thread.updated_at = utcnow()
     session.commit()
@@ -652,7 +772,7 @@ def fork(session: Session, owner_id: str, token: str) -> Thread:
             backend=t.backend, size=t.size, quality=t.quality, model=t.model, background=t.background,
             mask_sha256=t.mask_sha256, markup_sha256=t.markup_sha256,
             reference_sha256s=list(t.reference_sha256s or []), usage=t.usage, output=t.output,
-            attempts=t.attempts, reply=t.reply, revised_prompt=t.revised_prompt, context=t.context,
+            suggestions=t.suggestions, pinned_base=bool(t.pinned_base), attempts=t.attempts, reply=t.reply, revised_prompt=t.revised_prompt, context=t.context,
             # Never the response id: the fork's owner must not continue someone else's stored conversation.
             created_at=t.created_at, started_at=t.started_at, finished_at=t.finished_at,
         ))
@@ -662,3 +782,244 @@ def fork(session: Session, owner_id: str, token: str) -> Thread:
                             created_at=v.created_at))
     session.commit()
     return thread
+
+
+# ---------------------------------------------------------------- thread management: delete, search, list
+
+
+#: What a pending turn of a deleted thread ends with.
+STOPPED_BY_DELETE = "Stopped: the thread was deleted before this turn finished."
+
+
+def _aware(moment: datetime) -> datetime:
+    """``moment`` with a time zone: SQLite hands back naive datetimes; they are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def delete_thread(session: Session, owner_id: str, thread_id: str) -> Thread:
+    """Delete the thread (soft): set ``deleted_at``, after which it is left
+    out of every list and answers 404 to its pages, its API, its images and
+    its share link, at once. Then its turns still queued or running are
+    stopped (:func:`app.turns.cancel`, status ``cancelled`` with the message
+    :data:`STOPPED_BY_DELETE`): a worker that finishes one afterwards finds
+    the turn no longer held under its claim and drops the result
+    (``app.turns._end``), so no version is added. The rows stay for
+    :func:`restore_thread` until :func:`purge_deleted_threads` removes them.
+    Returns the thread. Raises NotFound (also for a thread already deleted)."""
+    thread = thread_row(session, owner_id, thread_id)
+    thread.deleted_at = utcnow()
+    session.commit()  # gone everywhere from here on; no new turn can be queued on it
+    pending = list(session.scalars(select(Turn).where(Turn.thread_id == thread.id,
+                                                      Turn.status.in_(PENDING_STATUSES))))
+    for turn in pending:
+        turns.cancel(session, turn, STOPPED_BY_DELETE)  # a turn that ended meanwhile is left as it ended
+    return thread
+
+
+def restore_thread(session: Session, owner_id: str, thread_id: str, undo_seconds: float) -> Thread:
+    """Bring back a thread deleted less than ``undo_seconds`` seconds ago
+    (``RETOUCH_DELETE_UNDO_SECONDS``): it reappears as it was, except that
+    turns that were pending are stopped (see :func:`delete_thread`).
+    A thread that is not deleted is returned as is (restoring is
+    idempotent). Raises NotFound for a thread that does not exist, is not
+    the caller's, or was deleted longer ago than the window (even when not
+    yet purged: the window is the promise)."""
+    thread = session.get(Thread, thread_id)
+    if thread is None or not secrets.compare_digest(thread.owner_id, owner_id):
+        raise NotFound("There is no such thread.")
+    if thread.deleted_at is None:
+        return thread
+    if (utcnow() - _aware(thread.deleted_at)).total_seconds() > undo_seconds:
+        raise NotFound("This thread was deleted too long ago to be brought back.")
+    thread.deleted_at = None
+    session.commit()
+    return thread
+
+
+@dataclass
+class PurgeResult:
+    """What :func:`purge_deleted_threads` removed: the thread ids, and how
+    many stored OpenAI responses were deleted at OpenAI (of how many asked)."""
+
+    thread_ids: list[str] = field(default_factory=list)
+    responses_deleted: int = 0
+    responses_asked: int = 0
+
+
+def purge_deleted_threads(session: Session, older_than_seconds: float, *, now: datetime | None = None,
+                          batch: int = 200, delete_responses: bool = True) -> PurgeResult:
+    """Remove for good the threads deleted more than ``older_than_seconds``
+    seconds before ``now`` (default: the current time), with their turns,
+    versions and share links, ``batch`` threads per transaction. Their image
+    files are left to ``retouch gc`` (``app/gc.py``), which removes those no
+    other thread or fork uses once they are older than its grace period.
+
+    Then, with ``delete_responses``, the stored OpenAI responses of their
+    ``openai-chat`` turns (``turns.response_id``; OpenAI keeps stored
+    responses at least 30 days otherwise) are deleted through
+    :meth:`app.backends.openai_chat.OpenAIChatBackend.delete_responses`:
+    best effort, after the commit, every failure logged and none raised.
+    Returns a :class:`PurgeResult`."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    cutoff = (now or utcnow()) - timedelta(seconds=max(0.0, older_than_seconds))
+    result = PurgeResult()
+    response_ids: list[str] = []
+    while True:
+        ids = list(session.scalars(select(Thread.id).where(Thread.deleted_at.is_not(None),
+                                                           Thread.deleted_at < cutoff).limit(batch)))
+        if not ids:
+            break
+        response_ids += [r for r in session.scalars(
+            select(Turn.response_id).where(Turn.thread_id.in_(ids), Turn.response_id.is_not(None),
+                                           Turn.backend == "openai-chat")) if r]
+        # Children first (the FTS triggers on turns run per row); then the threads.
+        for model in (ShareLink, Version, Turn):
+            session.execute(delete(model).where(model.thread_id.in_(ids)).execution_options(synchronize_session=False))
+        session.execute(delete(Thread).where(Thread.id.in_(ids)).execution_options(synchronize_session=False))
+        session.commit()
+        result.thread_ids += ids
+        if len(ids) < batch:
+            break
+    if result.thread_ids:
+        log.info("purged %d deleted threads", len(result.thread_ids))
+    if response_ids and delete_responses:
+        result.responses_asked = len(response_ids)
+        try:
+            result.responses_deleted = get_backend("openai-chat").delete_responses(response_ids)
+        except Exception as exc:  # noqa: BLE001 - best effort: no key, no SDK, a network fault
+            log.warning("could not delete %d stored OpenAI responses of purged threads: %s",
+                        len(response_ids), type(exc).__name__)
+    return result
+
+
+#: At most this many words of a search are used, each at most this many characters.
+MAX_SEARCH_WORDS = 8
+MAX_SEARCH_WORD_CHARS = 64
+_WORD = re.compile(r"[^\W_]+")
+
+
+def search_words(query: str | None) -> list[str]:
+    """The words of a search: runs of letters and digits (Python's ``\\w``
+    without ``_``), lower-cased, at most :data:`MAX_SEARCH_WORDS` of at most
+    :data:`MAX_SEARCH_WORD_CHARS` characters. Everything else (quotes, ``*``,
+    ``-``, parentheses, ``:``, NUL, surrogates) is a separator, so no user
+    character ever reaches the FTS5 or tsquery syntax as an operator."""
+    return [w[:MAX_SEARCH_WORD_CHARS].lower() for w in _WORD.findall(query or "")][:MAX_SEARCH_WORDS]
+
+
+def search_threads(session: Session, owner_id: str, query: str | None, limit: int = 50) -> list[Thread]:
+    """The owner's threads (never deleted ones) whose title or instructions
+    contain every word of ``query`` (see :func:`search_words`), each word
+    also matching as a prefix ("sun" finds "sunset"); words may sit in
+    different places (one in the title, another in an instruction). Revert
+    turns ("Revert to version 3") are not searched. Most recently active
+    first, at most ``limit``. A query without words lists the threads like
+    :func:`list_threads`.
+
+    SQLite: FTS5 tables ``threads_fts`` and ``turns_fts`` (migration 0007),
+    each word a quoted string with ``*``, a prefix query
+    (https://www.sqlite.org/fts5.html §3.3 "FTS5 Strings", §3.4 "FTS5
+    Prefix Queries"); the ``unicode61`` tokenizer folds case and
+    diacritics. PostgreSQL: ``to_tsvector('simple', ...)`` served by GIN
+    indexes, each word a quoted lexeme with ``:*`` for prefix matching
+    (PostgreSQL docs 8.11.2 "tsquery" and 12.3.2 "Parsing Queries"); not
+    ``websearch_to_tsquery``, which cannot match prefixes and gives ``-``,
+    ``or`` and quotes meanings SQLite would not share. Never raises for
+    any text."""
+    limit = max(1, min(int(limit), 500))
+    words = search_words(query)
+    stmt = select(Thread).where(Thread.owner_id == owner_id, Thread.deleted_at.is_(None))
+    params: dict[str, str] = {}
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for i, word in enumerate(words):
+        key = f"w{i}"
+        if postgres:
+            params[key] = f"'{word}':*"
+            # The same expressions as the GIN indexes of migration 0007, so both serve the query.
+            cond = text(
+                f"threads.id IN (SELECT t.id FROM threads t WHERE to_tsvector('simple'::regconfig, t.title) "
+                f"@@ to_tsquery('simple'::regconfig, :{key}) UNION SELECT u.thread_id FROM turns u "
+                f"WHERE to_tsvector('simple'::regconfig, u.instruction) @@ to_tsquery('simple'::regconfig, :{key}) "
+                f"AND u.kind <> 'revert')")
+        else:
+            params[key] = '"' + word.replace('"', '""') + '"*'
+            cond = text(
+                f"threads.id IN (SELECT thread_id FROM threads_fts WHERE threads_fts MATCH :{key} "
+                f"UNION SELECT turns.thread_id FROM turns_fts JOIN turns ON turns.pk = turns_fts.rowid "
+                f"WHERE turns_fts MATCH :{key} AND turns.kind <> 'revert')")
+        stmt = stmt.where(cond)
+    stmt = stmt.order_by(Thread.updated_at.desc(), Thread.created_at.desc()).limit(limit)
+    return list(session.scalars(stmt, params))
+
+
+@dataclass
+class ThreadItem:
+    """One row of the sidebar: the thread, its version count, when it was
+    last active (``updated_at``) in words ("5 min ago") and as an ISO 8601
+    UTC timestamp."""
+
+    thread: Thread
+    versions: int
+    ago: str
+    when_iso: str
+
+
+#: The sidebar's date groups, newest first.
+DATE_GROUPS = ("Today", "Yesterday", "Previous 7 days", "Older")
+
+
+def relative_time(moment: datetime, now: datetime) -> str:
+    """``moment`` in words relative to ``now`` (both aware): "just now",
+    "5 min ago", "3 h ago", "2 days ago", then the date ("4 Mar 2026")."""
+    seconds = (now - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    days = int(seconds // 86400)
+    if days < 7:
+        return "1 day ago" if days == 1 else f"{days} days ago"
+    return f"{moment.day} {moment:%b %Y}"
+
+
+def group_threads(session: Session, threads: list[Thread], tz_name: str | None = None,
+                  now: datetime | None = None) -> list[tuple[str, list[ThreadItem]]]:
+    """``threads`` (in their order) grouped by the calendar day of their
+    last activity (``updated_at``) in the time zone ``tz_name`` (an IANA
+    name such as ``Europe/Paris``; unknown or None: UTC): :data:`DATE_GROUPS`,
+    empty groups left out. Version counts come from one grouped query."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        zone = ZoneInfo(tz_name) if tz_name else timezone.utc
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        zone = timezone.utc
+    now = (now or utcnow()).astimezone(zone)
+    counts: dict[str, int] = {}
+    ids = [t.id for t in threads]
+    if ids:
+        counts = dict(session.execute(select(Version.thread_id, func.count(Version.pk))
+                                      .where(Version.thread_id.in_(ids)).group_by(Version.thread_id)).all())
+    today = now.date()
+    groups: dict[str, list[ThreadItem]] = {g: [] for g in DATE_GROUPS}
+    for t in threads:
+        moment = _aware(t.updated_at).astimezone(zone)
+        age_days = (today - moment.date()).days
+        label = ("Today" if age_days <= 0 else "Yesterday" if age_days == 1
+                 else "Previous 7 days" if age_days <= 7 else "Older")
+        groups[label].append(ThreadItem(t, counts.get(t.id, 0), relative_time(moment, now),
+                                        _aware(t.updated_at).astimezone(timezone.utc).isoformat()))
+    return [(g, items) for g, items in groups.items() if items]
+
+
+def undo_seconds_left(session: Session, owner_id: str, thread_id: str, undo_seconds: float) -> float:
+    """Seconds left to restore ``thread_id`` (the owner's, deleted), 0 when
+    it is not deleted, not the owner's, gone, or past the window."""
+    thread = session.get(Thread, thread_id)
+    if thread is None or thread.deleted_at is None or not secrets.compare_digest(thread.owner_id, owner_id):
+        return 0.0
+    return max(0.0, undo_seconds - (utcnow() - _aware(thread.deleted_at)).total_seconds())

@@ -3,7 +3,10 @@ through these functions.
 
 A turn is ``queued`` (:func:`queue`), then ``running`` once a worker claims it
 (:func:`claim`), then ends ``succeeded``, ``answered``, ``declined`` or
-``failed`` (:func:`succeed`, :func:`answer`, :func:`decline`, :func:`fail`).
+``failed`` (:func:`succeed`, :func:`answer`, :func:`decline`, :func:`fail`),
+or ``cancelled`` when the person stops it (:func:`cancel`, from queued or
+running: the lease is cleared, so the worker's own finishing update then
+matches nothing and its result is discarded).
 A running turn whose worker went away is ``queued`` again (:func:`requeue`,
 :func:`recover_expired`), or failed "interrupted" after :data:`MAX_ATTEMPTS`
 starts.
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, event, exists, or_, select, update
+from sqlalchemy import and_, case, event, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.models import Turn, utcnow
@@ -54,6 +57,8 @@ class TurnStatus(StrEnum):
     ANSWERED = "answered"
     DECLINED = "declined"
     FAILED = "failed"
+    #: Stopped by the person (:func:`cancel`): before it started, or while it ran (result discarded).
+    CANCELLED = "cancelled"
 
 
 #: Statuses of a turn that has not ended.
@@ -174,14 +179,16 @@ def _wake_all(_session=None) -> None:
 
 def queue(session: Session, turn: Turn) -> Turn:
     """Add ``turn`` (an image turn, not yet added) to ``session`` as
-    ``queued``, its kind from its thread's head (:func:`kind_for`). On
+    ``queued``, its kind from its thread's head (:func:`kind_for`), or from
+    its ``base_version`` when ``turn.pinned_base`` is set (a turn that must
+    start from that version, e.g. a regeneration; :func:`claim` keeps it). On
     PostgreSQL a job that runs it is deferred in the same transaction
     (``app/jobs.py``), so a committed turn always has its job; on every
     database, in-process workers are woken once the caller commits. The
     caller commits. Returns ``turn``."""
     with session.no_autoflush:
         turn.status = TurnStatus.QUEUED
-        turn.kind = kind_for(turn.thread.head_version)
+        turn.kind = kind_for(turn.base_version if turn.pinned_base else turn.thread.head_version)
         turn.claimed_by = turn.lease_expires_at = None
         session.add(turn)
     if session.get_bind().dialect.name == "postgresql":
@@ -224,10 +231,12 @@ def runnable():
 def claim(session: Session, turn_id: str, lease_seconds: float) -> Claim | None:
     """Claim queued turn ``turn_id`` if it is :func:`runnable`: one
     conditional ``UPDATE`` sets it ``running``, counts the attempt, fixes its
-    base (the thread's head now) and kind (:func:`kind_for`), and gives it a
+    base (the thread's head now, unless ``pinned_base`` keeps the base it was
+    queued with) and kind (:func:`kind_for`), and gives it a
     fresh holder and a lease of ``lease_seconds`` seconds. Commits. Returns
     the :class:`Claim`, or None when another claimer was first or the turn
-    may not start (not queued, or an older turn of its thread is pending).
+    may not start (not queued, or an older turn of its thread is pending),
+    and when its thread was deleted (the turn is then stopped instead).
     On PostgreSQL the row is locked first with ``FOR UPDATE SKIP LOCKED``."""
     from app.models import Thread
 
@@ -237,8 +246,19 @@ def claim(session: Session, turn_id: str, lease_seconds: float) -> Claim | None:
         if locked is None:
             session.rollback()
             return None
+    # A turn queued in the instant its thread was deleted (after delete_thread stopped the pending
+    # ones) never runs: it is stopped here, so it neither starts nor blocks the queue.
+    if session.scalar(select(Thread.deleted_at).join(Turn, Turn.thread_id == Thread.id)
+                      .where(Turn.id == turn_id)) is not None:
+        session.execute(update(Turn).where(Turn.id == turn_id, Turn.status == TurnStatus.QUEUED)
+                        .values(status=TurnStatus.CANCELLED, finished_at=utcnow(),
+                                message="Stopped: the thread was deleted before this turn started.")
+                        .execution_options(synchronize_session=False))
+        session.commit()
+        return None
     holder, now = new_holder(), utcnow()
     head = select(Thread.head_version).where(Thread.id == Turn.thread_id).scalar_subquery()
+    head = case((Turn.pinned_base, Turn.base_version), else_=head)
     result = session.execute(
         update(Turn).where(Turn.id == turn_id, runnable())
         .values(status=TurnStatus.RUNNING, attempts=Turn.attempts + 1, started_at=now, base_version=head,
@@ -278,7 +298,8 @@ def claim_next(session: Session, lease_seconds: float, pick: Callable[[Session],
 def heartbeat(session: Session, holders: list[str], lease_seconds: float) -> set[str]:
     """Renew the leases of the running turns these ``holders`` hold, to
     ``lease_seconds`` from now. Commits. Returns the holders still holding
-    their turn (a missing one was taken over and must not finish it)."""
+    their turn (a missing one was taken over, or stopped by its owner with
+    :func:`cancel`, and must not finish it)."""
     if not holders:
         return set()
     session.execute(update(Turn).where(Turn.claimed_by.in_(holders), Turn.status == TurnStatus.RUNNING)
@@ -308,8 +329,12 @@ def _end(session: Session, claim_: Claim, status: TurnStatus, **values) -> Turn 
     )
     if result.rowcount != 1:
         session.rollback()
-        log.warning("turn %s was taken over by another worker; this run's outcome (%s) is dropped",
-                    claim_.turn_id, status.value)
+        if is_cancelled(session, claim_.turn_id):
+            log.info("turn %s was stopped by its owner; this run's outcome (%s) is discarded",
+                     claim_.turn_id, status.value)
+        else:
+            log.warning("turn %s was taken over by another worker; this run's outcome (%s) is dropped",
+                        claim_.turn_id, status.value)
         return None
     turn = session.scalar(select(Turn).where(Turn.id == claim_.turn_id).execution_options(populate_existing=True))
     turn.thread.updated_at = now
@@ -331,10 +356,13 @@ def answer(session: Session, claim_: Claim) -> Turn | None:
     return _end(session, claim_, TurnStatus.ANSWERED)
 
 
-def decline(session: Session, claim_: Claim, message: str | None) -> bool:
-    """End the claimed turn ``declined`` with the backend's ``message``.
-    Commits. Returns False (nothing written) when it was taken over."""
-    return _commit(session, _end(session, claim_, TurnStatus.DECLINED, message=message, error=None))
+def decline(session: Session, claim_: Claim, message: str | None,
+            suggestions: list[str] | tuple[str, ...] | None = None) -> bool:
+    """End the claimed turn ``declined`` with the backend's ``message`` and
+    the ``suggestions`` it offers instead (``BackendDeclined.suggestions``).
+    Commits. Returns False (nothing written) when it was taken over or stopped."""
+    return _commit(session, _end(session, claim_, TurnStatus.DECLINED, message=message, error=None,
+                                 suggestions=list(suggestions) if suggestions else None))
 
 
 def fail(session: Session, claim_: Claim, error: str) -> bool:
@@ -342,6 +370,69 @@ def fail(session: Session, claim_: Claim, error: str) -> bool:
     person, free of internals). Commits. Returns False (nothing written)
     when it was taken over."""
     return _commit(session, _end(session, claim_, TurnStatus.FAILED, error=error, message=None))
+
+
+def cancel(session: Session, turn: Turn, message: str | None = None) -> bool:
+    """Stop ``turn`` for the person: one conditional ``UPDATE`` that sets it
+    ``cancelled`` (with ``message``, and ``finished_at`` now) only while it
+    is ``queued`` or ``running``. Clearing ``claimed_by`` and the lease makes
+    the worker's finishing update (:func:`_end`, which matches only its own
+    holder) change nothing: the run's result is discarded and no version is
+    written; its heartbeat then misses the turn and the worker stops the
+    backend where it can (``app.worker.TurnRunner``). A queued turn's job
+    (PostgreSQL) finds it ended and does nothing. Commits, then wakes
+    in-process workers (a later turn of the thread may start now) and calls
+    the :func:`add_cancel_listener` listeners with the turn's id. Returns
+    False (nothing written) when the turn had already ended."""
+    result = session.execute(
+        update(Turn).where(Turn.id == turn.id, Turn.status.in_(PENDING))
+        .values(status=TurnStatus.CANCELLED, claimed_by=None, lease_expires_at=None, finished_at=utcnow(),
+                message=message, error=None)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        return False
+    session.commit()
+    session.refresh(turn)
+    _wake_all()
+    with _wakers_lock:
+        listeners = list(_cancel_listeners)
+    for listener in listeners:
+        try:
+            listener(turn.id)
+        except Exception:
+            log.exception("a cancel listener failed")
+    return True
+
+
+_cancel_listeners: list[Callable[[str], None]] = []
+
+
+def add_cancel_listener(listener: Callable[[str], None]) -> None:
+    """Call ``listener(turn_id)`` after each :func:`cancel` in this process
+    commits: how an in-process worker stops its backend at once (workers in
+    other processes notice through their heartbeat instead). Adding the
+    same listener twice adds it once."""
+    with _wakers_lock:
+        if listener not in _cancel_listeners:  # idempotent: a runner adds itself at each start()
+            _cancel_listeners.append(listener)
+
+
+def remove_cancel_listener(listener: Callable[[str], None]) -> None:
+    """Undo :func:`add_cancel_listener`; does nothing for an unknown one."""
+    with _wakers_lock:
+        if listener in _cancel_listeners:
+            _cancel_listeners.remove(listener)
+
+
+def is_cancelled(session: Session, turn_id: str) -> bool:
+    """Whether turn ``turn_id`` is ``cancelled`` (a worker whose finishing
+    update matched nothing asks, to tell a stop from a takeover). Ends the
+    read (rollback)."""
+    status = session.scalar(select(Turn.status).where(Turn.id == turn_id))
+    session.rollback()
+    return status == TurnStatus.CANCELLED
 
 
 def _commit(session: Session, turn: Turn | None) -> bool:

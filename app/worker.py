@@ -17,6 +17,14 @@ file carries a C2PA manifest, that file as it came (``<sha>.source``); then
 one transaction adds the version and finishes the turn. A crash in between
 leaves at most an unreferenced blob, never a version without its image.
 
+A turn the person stops (``app.turns.cancel``) loses its holder: this run's
+finishing update then changes nothing, so its result is discarded, never
+stored as a version, and the run ends ``cancelled`` (not an error). The
+runner hears of it at once in this process (a cancel listener) and at its
+next heartbeat from other processes; it then stops the backend where the
+backend can (``stop(request)``, the diffusers backend) and keeps nothing of
+the run. A run whose turn was taken over is dropped the same way.
+
 Turns whose holder is gone (lease expired, or its process on this machine
 dead) are queued again, at start-up and then every third of the lease; a
 turn interrupted for the second time fails with the error "interrupted".
@@ -194,6 +202,8 @@ class TurnRunner:
         self.decoded = DecodedImages()
         self._held: dict[str, str] = {}  # holder -> turn id, of the runs in progress here
         self._held_lock = threading.Lock()
+        self._backend_runs: dict[str, tuple] = {}  # holder -> (backend, request) while the backend runs
+        self._dropped: set[str] = set()  # holders whose turn was stopped or taken over: keep nothing
         self._keeper: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -201,6 +211,7 @@ class TurnRunner:
 
     def start(self) -> None:
         """Start the heartbeat thread (idempotent)."""
+        turns.add_cancel_listener(self.cancelled)
         if self._keeper is None or not self._keeper.is_alive():
             self._stop.clear()
             self._keeper = threading.Thread(target=self._keep_leases, name="turn-leases", daemon=True)
@@ -209,6 +220,7 @@ class TurnRunner:
     def stop(self) -> None:
         """Stop the heartbeat thread; leases of runs still in progress then
         expire and those turns are taken over."""
+        turns.remove_cancel_listener(self.cancelled)
         self._stop.set()
 
     def _keep_leases(self) -> None:
@@ -221,9 +233,46 @@ class TurnRunner:
                 with self.sessions() as session:
                     kept = turns.heartbeat(session, holders, self.lease_seconds)
                 for lost in set(holders) - kept:
-                    log.warning("turn %s is no longer held by this run (%s)", self._held.get(lost), lost)
+                    log.warning("turn %s is no longer held by this run (%s): stopped by its owner or "
+                                "taken over", self._held.get(lost), lost)
+                    self._drop_run(lost)
             except Exception:  # a database hiccup: the next beat tries again
                 log.exception("could not renew the turn leases")
+
+    def cancelled(self, turn_id: str) -> None:
+        """Called (in this process, :func:`app.turns.add_cancel_listener`)
+        when turn ``turn_id`` was stopped: drop this process's run of it at
+        once, as the heartbeat would a beat later."""
+        with self._held_lock:
+            holders = [h for h, t in self._held.items() if t == turn_id]
+        for holder in holders:
+            self._drop_run(holder)
+
+    def _drop_run(self, holder: str) -> None:
+        """The run of ``holder`` can no longer end its turn (the person
+        stopped it, or another worker took it over): keep none of its
+        result, and stop its backend where the backend can stop (a
+        ``stop(request)`` method, as the diffusers backend has; OpenAI's
+        requests cannot be recalled, so a paid one may still bill)."""
+        with self._held_lock:
+            if holder not in self._held:
+                return
+            self._dropped.add(holder)
+            running = self._backend_runs.get(holder)
+        if running is None:
+            return
+        backend, request = running
+        stop = getattr(backend, "stop", None)
+        if callable(stop):
+            try:
+                if stop(request):
+                    log.info("stopped the %s backend's run of turn %s", backend.name, self._held.get(holder))
+            except Exception:
+                log.exception("could not stop the backend's run of turn %s", self._held.get(holder))
+
+    def _is_dropped(self, holder: str) -> bool:
+        with self._held_lock:
+            return holder in self._dropped
 
     # -- claiming and running
 
@@ -293,6 +342,15 @@ class TurnRunner:
         finally:
             with self._held_lock:
                 self._held.pop(claim.holder, None)
+                self._backend_runs.pop(claim.holder, None)
+                self._dropped.discard(claim.holder)
+            if outcome == "lost":
+                try:
+                    with self.sessions() as session:
+                        if turns.is_cancelled(session, claim.turn_id):
+                            outcome = "cancelled"  # stopped by its owner: discarded, not an error
+                except Exception:
+                    log.exception("could not read how turn %s ended", claim.turn_id)
             self.partials.drop(claim.turn_id)  # partial images never outlive their turn
             self._ended(outcome, backend_name, time.monotonic() - began)
             self.on_change(claim.thread_id)
@@ -300,8 +358,10 @@ class TurnRunner:
 
     def _ended(self, outcome: str, backend: str, seconds: float) -> None:
         """The one place a run ends: ``outcome`` is the turn's final status
-        (``succeeded``, ``answered``, ``declined``, ``failed``) or ``lost``
-        (taken over; another run ends it), ``backend`` its backend's name,
+        (``succeeded``, ``answered``, ``declined``, ``failed``, or
+        ``cancelled``: stopped by its owner while it ran, its result
+        discarded) or ``lost`` (taken over; another run ends it), ``backend``
+        its backend's name,
         ``seconds`` from claim to end. Metrics hook in here."""
         if self.on_ended is not None:
             try:
@@ -317,20 +377,31 @@ class TurnRunner:
             return self._fail(claim, exc.message), backend_name
         try:
             backend = get_backend(backend_name)
-            result = backend.edit(request)
+            with self._held_lock:
+                self._backend_runs[claim.holder] = (backend, request)
+            if self._is_dropped(claim.holder):  # stopped before the backend started
+                return "lost", backend_name
+            try:
+                result = backend.edit(request)
+            finally:
+                with self._held_lock:
+                    self._backend_runs.pop(claim.holder, None)
         except UnknownBackend:
-            return self._fail(claim, f"The backend {backend_name!r} is not available on this server."), backend_name
+            return self._fail(claim, "The image service this turn was sent to is no longer available on this "
+                                     "server. Choose another in Options and send it again."), backend_name
         except BackendDeclined as exc:
             with self.sessions() as session:
-                ok = turns.decline(session, claim, _with_note(exc.message, rerun_note(attempts)))
+                ok = turns.decline(session, claim, _with_note(exc.message, rerun_note(attempts)),
+                                   getattr(exc, "suggestions", None))
             return ("declined" if ok else "lost"), backend_name
         except BackendFailed as exc:
             hint = " You can try again." if exc.retryable and "try again" not in exc.message.lower() else ""
             return self._fail(claim, _with_note(exc.message + hint, rerun_note(attempts))), backend_name
         except Exception:
             log.exception("backend %s crashed on turn %s", backend_name, claim.turn_id)
-            return self._fail(claim, f"The {backend_name} backend hit an internal error. You can try again."), \
-                backend_name
+            return self._fail(claim, "The image service hit an internal error. You can try again."), backend_name
+        if self._is_dropped(claim.holder):  # stopped (or taken over) while the backend ran: keep nothing
+            return "lost", backend_name
         if result.image is None:  # answered in words only: no version, not a failure
             with self.sessions() as session:
                 turn = turns.answer(session, claim)

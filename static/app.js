@@ -25,18 +25,23 @@
       evt.detail.isError = false;
     }
   });
+  // The composer's errors show next to it instead (static/composer_alerts.js).
+  function fromComposer(evt) { return evt.detail.elt && evt.detail.elt.id === "composer"; }
   document.addEventListener("htmx:responseError", function (evt) {
-    if (evt.detail.xhr.status >= 500) flash("Something went wrong on the server. Please try again.");
+    if (evt.detail.xhr.status >= 500 && !fromComposer(evt)) flash("Something went wrong on the server. Please try again.");
   });
-  document.addEventListener("htmx:sendError", function () {
-    flash("The server cannot be reached. Check your connection and try again.");
+  document.addEventListener("htmx:sendError", function (evt) {
+    if (!fromComposer(evt)) flash("The server cannot be reached. Check your connection and try again.");
   });
 
-  var scrollToNewTurn = false;
-  var shownPartial = "";
+  // A message about what the composer holds (attachments): next to the composer when there is one.
+  function composerError(text) {
+    var alerts = window.Retouch && window.Retouch.composerAlerts;
+    if (!(alerts && alerts.show(text))) flash(text);
+  }
 
   // The pending bubble appears as soon as a turn is sent (before the upload ends);
-  // the server's answer replaces it with the real, polled one.
+  // the server's answer replaces it with the real, polled one (static/scroll.js brings it into view).
   document.addEventListener("htmx:beforeRequest", function (evt) {
     var form = evt.detail.elt;
     if (!form || form.id !== "composer") return;
@@ -48,7 +53,6 @@
       '<div class="bubble assistant"><p class="pending"><span class="spinner" aria-hidden="true"></span><span>Sending…</span></p></div>';
     li.querySelector(".instruction").textContent = text.value;
     list.appendChild(li);
-    li.scrollIntoView({ block: "end" });
   });
   document.addEventListener("htmx:afterRequest", function (evt) {
     var form = evt.detail.elt;
@@ -70,12 +74,13 @@
       closeMaskEditor();
       syncModelOptions();
       autogrow($("#instruction"));
-      scrollToNewTurn = true;
     } else if (elt.id === "title-form") {
-      var input = $("#thread-title");
+      var input = $("#thread-title"), heading = $("#thread-heading");
       if (input) {
         input.setAttribute("data-saved", input.value);
         document.title = input.value + " · Retouch";
+        if (heading) heading.textContent = input.value;
+        closeRename(document.activeElement === input);
       }
     }
   });
@@ -83,18 +88,7 @@
   document.addEventListener("htmx:afterSettle", function (evt) {
     var target = evt.detail.target;
     if (!target) return;
-    if (target.id === "live" || (target.closest && target.closest("#live"))) {
-      // A new partial image is news too: bring its turn into view once per frame.
-      var partial = $("#conversation figure.version.partial");
-      var partialKey = partial ? partial.closest(".turn").id + "#" + partial.getAttribute("data-partial") : "";
-      if (partialKey && partialKey !== shownPartial) scrollToNewTurn = true;
-      shownPartial = partialKey;
-      if (scrollToNewTurn) {
-        scrollToNewTurn = false;
-        var turns = $all("#conversation .turn");
-        if (turns.length) turns[turns.length - 1].scrollIntoView({ block: "end", behavior: "smooth" });
-      }
-    }
+    if (target.id === "live") syncComposer();
     if (target.id === "content") {
       // A navigation inside the app: a new composer (nothing attached, nothing painted);
       // start at the top and move focus to the new page.
@@ -122,16 +116,64 @@
     var t = evt.target;
     if (t && t.id === "instruction" && evt.key === "Enter" && !evt.shiftKey && !evt.isComposing) {
       evt.preventDefault();
-      if (t.value.trim()) t.form.requestSubmit();
-      else flash("Type what to change first.");
+      if (t.value.trim()) t.form.requestSubmit(); // an empty one: static/composer_alerts.js says so
     }
     if (t && t.id === "thread-title" && evt.key === "Escape") {
       t.value = t.getAttribute("data-saved") || t.defaultValue;
-      t.blur();
+      closeRename(true);
     }
     if (evt.key === "Escape" && !$("#mask-editor[hidden]") && $("#mask-editor")) {
       if (!document.querySelector("dialog[open]")) closeMaskEditor();
     }
+  });
+
+  // Apply the head-dependent bits the server renders with every live update (#composer-state,
+  // templates/_composer_state.html): "Select region" needs an image, the placeholder says whether
+  // the next turn creates or changes one, and an open painter follows a new head.
+  function syncComposer() {
+    var state = $("#composer-state"), toggle = $("#mask-toggle"), box = $("#instruction");
+    if (!state) return;
+    var hasHead = state.getAttribute("data-has-head") === "true";
+    if (toggle) toggle.disabled = !hasHead;
+    if (box) box.placeholder = state.getAttribute("data-placeholder") || box.placeholder;
+    var m = maskParts();
+    if (!hasHead) { closeMaskEditor(); return; }
+    if (m.img && m.img.getAttribute("src") !== state.getAttribute("data-image")) {
+      if (m.editor && !m.editor.hidden) openMaskEditor();  // repaint over the new head
+      else {
+        m.img.src = state.getAttribute("data-image");
+        m.img.width = +state.getAttribute("data-width");
+        m.img.height = +state.getAttribute("data-height");
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ title
+  // The title is the page's h1; the button beside it swaps in a text field. Enter or leaving the
+  // field saves (htmx, #title-form), Escape puts the old title back.
+  function openRename() {
+    var form = $("#title-form"), input = $("#thread-title"), heading = $("#thread-heading"), button = $("#title-rename");
+    if (!form || !input) return;
+    form.hidden = false;
+    if (heading) heading.hidden = true;
+    if (button) { button.hidden = true; button.setAttribute("aria-expanded", "true"); }
+    input.focus();
+    input.select();
+  }
+  function closeRename(refocus) {
+    var form = $("#title-form"), heading = $("#thread-heading"), button = $("#title-rename");
+    if (!form || form.hidden) return;
+    form.hidden = true;
+    if (heading) heading.hidden = false;
+    if (button) {
+      button.hidden = false;
+      button.setAttribute("aria-expanded", "false");
+      if (refocus) button.focus();
+    }
+  }
+  document.addEventListener("focusout", function (evt) {
+    // Leaving the field: its change event has already asked htmx to save.
+    if (evt.target && evt.target.id === "thread-title") closeRename(false);
   });
 
   function autogrow(el) {
@@ -186,10 +228,10 @@
 
   function addAttachments(files) {
     var images = files.filter(isImage);
-    if (images.length < files.length) flash("Only JPEG, PNG and WebP images can be attached.");
+    if (images.length < files.length) composerError("Only JPEG, PNG and WebP images can be attached.");
     images.forEach(function (f) {
       if (attached.length < MAX_REFERENCES) attached.push(f);
-      else flash("You can attach up to " + MAX_REFERENCES + " reference images to one turn.");
+      else composerError("You can attach up to " + MAX_REFERENCES + " reference images to one turn.");
     });
     syncAttachments();
   }
@@ -276,7 +318,7 @@
   function openMaskEditor() {
     var m = maskParts();
     if (!m.editor) return;
-    var head = $("#version-tree .version-node.is-head");
+    var head = $("#composer-state[data-head]") || $("#version-tree .version-node.is-head");
     if (head) {
       var w = head.getAttribute("data-width"), h = head.getAttribute("data-height");
       var src = head.getAttribute("data-image");
@@ -563,6 +605,7 @@
         return;
       case "share-close": dialog = $("#share-dialog"); if (dialog) dialog.close(); return;
       case "share-copy": copyShareLink(); return;
+      case "title-rename": openRename(); return;
     }
     if (t.hasAttribute("data-remove")) {
       attached.splice(+t.getAttribute("data-remove"), 1);
@@ -695,9 +738,7 @@
     tick();
     syncEvents();
     revealTreeNode();
-    // A thread opens at its newest turn, as chat apps do.
-    var turns = $all("#conversation .turn");
-    if (turns.length > 1 && !location.hash && $("#composer")) turns[turns.length - 1].scrollIntoView({ block: "end" });
+    // (static/scroll.js opens a thread at its newest turn.)
     watchOlderTurns(document);
     initCompare();
     autogrow($("#instruction"));

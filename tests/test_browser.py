@@ -835,10 +835,12 @@ def test_inline_title_edit(ui, photo):
     set_marker(page)
     title = page.locator("input#thread-title")
     entry = page.locator(f'nav#thread-list a.thread-link[href$="/t/{tid}"] .thread-title')
+    page.locator("button#title-rename").click()  # the h1's rename button shows the field
     title.fill("Sunny house")
     title.press("Enter")
     expect(entry).to_have_text("Sunny house")
     assert api_thread(page, tid)["title"] == "Sunny house"
+    page.locator("button#title-rename").click()
     title.fill("Sunny house by the hill")
     page.locator("textarea#instruction").click()  # blur
     expect(entry).to_have_text("Sunny house by the hill")
@@ -846,6 +848,7 @@ def test_inline_title_edit(ui, photo):
     assert_marker(page)
     page.reload()
     expect(page.locator("input#thread-title")).to_have_value("Sunny house by the hill")
+    expect(page.locator("h1#thread-heading")).to_have_text("Sunny house by the hill")
 
     version_node(page, 1).click()
     page.wait_for_url(re.compile(rf"/t/{tid}/versions/1$"))

@@ -82,6 +82,7 @@ def test_accounts_follow_the_person_across_browsers(ui, provider, photo, tmp_pat
         shot(phone, "accounts-device-link")
         phone.locator("#use-link-submit").click()
         phone.wait_for_url(re.compile(r"/$"))
+        phone.locator("#threads-toggle").click()  # on a phone the thread list is a drawer
         expect(phone.locator(f'#thread-list a[href="/t/{first}"]')).to_be_visible()
         cookies = laptop.storage_state()
         laptop.close()
@@ -112,8 +113,10 @@ def test_accounts_follow_the_person_across_browsers(ui, provider, photo, tmp_pat
         expect(phone.locator("#account-name")).to_have_text("Alice Example")
         no_horizontal_scroll(phone)
         shot(phone, "accounts-phone-header")
+        phone.locator("#threads-toggle").click()  # on a phone the thread list is a drawer
         for tid in (first, second):
             expect(phone.locator(f'#thread-list a[href="/t/{tid}"]')).to_be_visible()
+        phone.keyboard.press("Escape")  # close the drawer again
 
         # Bob sees none of them.
         bob = context(ui, server).new_page()

@@ -198,6 +198,15 @@ def test_htmx_share_dialog_and_inline_rename(client):
     assert r.status_code == 422 and r.headers["hx-retarget"] == "#flash"
 
 
+def test_composer_errors_go_next_to_the_composer(client):
+    """The composer's htmx send (HX-Trigger: composer) gets its error as a short message retargeted
+    to #composer-alert-text; other htmx forms keep the flash area."""
+    tid = start(client)
+    r = client.post(f"/t/{tid}/turns", data={"instruction": "   "}, headers={**HX, "HX-Trigger": "composer"})
+    assert r.status_code == 422 and r.headers["hx-retarget"] == "#composer-alert-text"
+    assert r.text.lstrip().startswith("<p><strong>") and "<h1" not in r.text
+
+
 def test_version_tree_lanes_show_branches(client):
     tid = start(client, prompt="invert it")
     wait_for_thread(client, tid)

@@ -332,3 +332,19 @@ def test_a_job_that_finds_an_older_turn_waiting_steps_aside(sessions, database_u
         todo = s.execute(text("SELECT args->>'turn_id' FROM procrastinate_jobs WHERE status = 'todo' "
                               "ORDER BY priority DESC, id")).scalars().all()
     assert todo == [first, second]
+
+
+def test_a_turn_queued_as_its_thread_is_deleted_is_stopped_not_run(sessions):
+    """A turn that reached the queue in the instant its thread was deleted
+    (after the delete stopped the pending ones) is stopped at its claim, so
+    it neither runs nor blocks the queue; the next thread's turn then starts."""
+    first, second = make_threads(sessions, 1, 2, 1)
+    with sessions() as s:
+        s.execute(update(Thread).where(Thread.id == first).values(deleted_at=utcnow()))
+        s.commit()
+        doomed = s.scalar(select(Turn.id).where(Turn.thread_id == first))
+        assert turns.claim(s, doomed, LEASE) is None
+        turn = s.scalar(select(Turn).where(Turn.id == doomed))
+        assert turn.status == "cancelled" and "deleted" in turn.message and turn.attempts == 0
+        got = turns.claim_next(s, LEASE, pick_fairly)
+        assert got is not None and got.thread_id == second

@@ -28,7 +28,14 @@ class BackendDeclined(BackendError):
 
     ``message`` is shown to the person: it says what was understood, what
     cannot be done, and what the backend can do instead. No version is made.
+    ``suggestions`` are those alternatives as instructions that would work
+    (plain text, no quotes), which the page offers as buttons that fill the
+    composer; ``message`` still names them, for the CLI and the API.
     """
+
+    def __init__(self, message: str, *, suggestions: tuple[str, ...] | list[str] = ()) -> None:
+        super().__init__(message)
+        self.suggestions = tuple(suggestions)
 
 
 class BackendFailed(BackendError):
@@ -166,6 +173,12 @@ class ImageBackend(ABC):
     chain_max: int = 0
     #: A short name for people (the composer's backend picker, turn footers).
     label: ClassVar[str] = ""
+    #: The same request always gives the same image (``local``): regenerating
+    #: a turn would only repeat it, so Retouch neither offers nor accepts it.
+    deterministic: ClassVar[bool] = False
+    #: Runs on a paid service that bills per request (OpenAI): a turn stopped
+    #: while it runs says that the service may still bill it.
+    paid: ClassVar[bool] = False
 
     def available(self) -> bool:
         """Whether this backend can run here (e.g. an API key is set); the

@@ -138,6 +138,7 @@ class OpenAIBackend(ImageBackend):
     """
 
     name = "openai"
+    paid = True
     label = "OpenAI images"
     can_generate = True
     accepts_mask = True

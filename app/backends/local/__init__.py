@@ -16,7 +16,7 @@ import numpy as np
 
 from app.backends.base import BackendDeclined, BackendFailed, EditRequest, EditResult, ImageBackend
 
-from .declines import not_understood, suggestions, understood_part, with_reason
+from .declines import SUGGESTIONS_LEAD, not_understood, suggestion_list, suggestions, understood_part, with_reason
 from .generate import make_canvas
 from .parser import ParseFailure, Plan, parse_instruction
 from .picture import Picture
@@ -34,13 +34,23 @@ class LocalBackend(ImageBackend):
     can_generate = True
     accepts_mask = True
     accepts_references = True
+    deterministic = True
 
     def run(self, request: EditRequest) -> EditResult:
         """Parse ``request.instruction`` and apply it to ``request.image`` (or a
         new canvas). Returns the result with a one-line summary; raises
         :class:`BackendDeclined` for anything not fully understood or not
-        possible, :class:`BackendFailed` if OpenCV fails unexpectedly."""
+        possible (with ``suggestions`` when its message offers some),
+        :class:`BackendFailed` if OpenCV fails unexpectedly."""
         mode = GENERATE if request.image is None else EDIT
+        try:
+            return self._run(request, mode)
+        except BackendDeclined as exc:
+            if not exc.suggestions and SUGGESTIONS_LEAD in exc.message:
+                exc.suggestions = suggestion_list(mode)
+            raise
+
+    def _run(self, request: EditRequest, mode: str) -> EditResult:
         has_mask = request.mask is not None and request.image is not None
         try:
             plan = parse_instruction(

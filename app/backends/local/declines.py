@@ -21,10 +21,21 @@ CAPABILITIES = (
 )
 
 
+#: How the sentence of suggestions starts (the page shows them as buttons instead).
+SUGGESTIONS_LEAD = "Things I can do instead:"
+
+
 def suggestions(mode: str, limit: int = 3) -> str:
     """Two or three example instructions that work in ``mode``, as one sentence."""
     options = EDIT_SUGGESTIONS if mode == EDIT else GENERATE_SUGGESTIONS
-    return "Things I can do instead: " + ", ".join(options[:limit]) + "."
+    return f"{SUGGESTIONS_LEAD} " + ", ".join(options[:limit]) + "."
+
+
+def suggestion_list(mode: str, limit: int = 3) -> tuple[str, ...]:
+    """The instructions :func:`suggestions` names, without their quotes, for
+    ``BackendDeclined.suggestions`` (buttons that fill the composer)."""
+    options = EDIT_SUGGESTIONS if mode == EDIT else GENERATE_SUGGESTIONS
+    return tuple(o[1:-1] for o in options[:limit])
 
 
 def understood_part(understood: list[str]) -> str:
