@@ -20,6 +20,7 @@ from app import services, version_tree
 from app.backends import get_backend, offered_backends
 from app.thread_view import older_turns, thread_view
 from app.usage import cost_of
+from app.option_notes import option_notes
 from app.db import read_snapshot
 from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
 from app.events import PING_SECONDS, changes
@@ -74,6 +75,7 @@ def without_suggestions(message: str | None) -> str:
 
 
 templates.env.globals["backend_flags"] = backend_flags
+templates.env.globals["option_notes"] = option_notes
 templates.env.filters["without_suggestions"] = without_suggestions
 
 router = APIRouter(include_in_schema=False)
@@ -197,12 +199,55 @@ def model_choice(ctx, thread) -> dict:
                                                      "markup": b["markup"]} for b in backends})}
 
 
+#: How many threads the home page shows with thumbnails (the newest first).
+RECENT_THREADS = 6
+
+#: Starter prompts on the home page, (button label, the text it puts in the description field).
+#: The offline editor only makes plain canvases with text, so it gets prompts it can do.
+LOCAL_STARTERS = (
+    ("Title card", 'a 1024x1024 image with a navy background and the title "Hello" in white'),
+    ("Sunset banner", "a vertical gradient from orange to purple, 1200x628"),
+    ("Sale poster", 'a 1080x1080 image with a yellow background and the text "SALE" in black'),
+    ("Shop sign", 'a sign saying "OPEN"'),
+)
+GENERATIVE_STARTERS = (
+    ("Watercolour fox", "a watercolour painting of a red fox in a snowy forest at dawn"),
+    ("Product photo", "a product photo of a ceramic mug on a wooden table, soft window light"),
+    ("Travel poster", 'a retro travel poster of a lighthouse with the title "NORTH CAPE"'),
+    ("Cosy café", "an isometric illustration of a tiny, cosy coffee shop at night"),
+)
+EDIT_STARTERS = (
+    ("Black and white", "make it black and white"),
+    ("Blur the background", "blur the background"),
+    ("Square with a border", "crop it to a square and add a thin white border"),
+)
+
+
+def starters_for(backend_name: str) -> tuple[tuple[str, str], ...]:
+    """The home page's starter prompts for the server's backend: canvases for
+    the offline editor, free descriptions for backends that generate, edits
+    (to go with a photo) for backends that only edit."""
+    from app.backends import UnknownBackend
+
+    try:
+        impl = get_backend(backend_name)
+    except UnknownBackend:
+        return ()
+    if impl.name == "local":
+        return LOCAL_STARTERS
+    return GENERATIVE_STARTERS if impl.can_generate else EDIT_STARTERS
+
+
+templates.env.globals["starters_for"] = starters_for  # home.html, when a page renders it without "starters"
+
+
 @router.get("/")
 def home(request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep,
          deleted: str | None = None) -> Response:
     """The home page; ``?deleted=ID`` (where deleting a thread lands) shows
     "Thread deleted. Undo" while that thread can still be restored."""
-    context = {"threads": services.list_threads(session, owner)}
+    threads = services.list_threads(session, owner)
+    context = {"threads": threads, "recent": threads[:RECENT_THREADS], "starters": starters_for(ctx.backend)}
     if deleted:
         left = services.undo_seconds_left(session, owner, deleted, ctx.settings.delete_undo_seconds)
         if left > 0:

@@ -5,6 +5,8 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import object_session
 
 from app.models import Thread, Turn, Version
 from app.usage import cost_of
@@ -49,6 +51,8 @@ class TurnOut(BaseModel):
     usage: dict | None = Field(default=None, description="tokens the backend reported (owner only)")
     output: dict | None = Field(default=None, description="what the backend reported it made: model, "
                                 "size, quality, background, output_format")
+    notes: list[str] = Field(default_factory=list, description="options the backend ignored or changed, "
+                             "as sentences (app/option_notes.py): e.g. a size the offline editor does not take")
     cost_usd: float | None = Field(default=None, description="by RETOUCH_OPENAI_PRICES (owner only)")
     partial_image_url: str | None = Field(default=None, description="the newest partial image while the "
                                           "turn runs (WebP); gone when the turn ends")
@@ -179,10 +183,12 @@ def version_out(v: Version, urls: Urls) -> VersionOut:
 
 
 def turn_out(t: Turn, *, owner: bool = True, urls: Urls | None = None, partials=None,
-             prices: dict | None = None) -> TurnOut:
+             prices: dict | None = None, version: Version | None | bool = False) -> TurnOut:
     """The Turn as JSON. ``partials`` (an ``app.partials.PartialFrames``)
     adds the running turn's newest partial image URL; ``prices`` (from
-    ``RETOUCH_OPENAI_PRICES``) adds its cost for the owner."""
+    ``RETOUCH_OPENAI_PRICES``) adds its cost for the owner. ``version`` is
+    the turn's result version when the caller has it (None: it has none);
+    by default it is read, for ``notes``."""
     frame = partials.get(t.id) if partials is not None and t.pending else None
     urls = urls or Urls(t.thread)
     return TurnOut(
@@ -192,6 +198,7 @@ def turn_out(t: Turn, *, owner: bool = True, urls: Urls | None = None, partials=
         has_mask=t.mask_sha256 is not None, has_markup=t.markup_sha256 is not None,
         reference_count=len(t.reference_sha256s or []), usage=t.usage if owner else None, output=t.output,
         cost_usd=cost_of(t, prices or {}) if owner else None,
+        notes=turn_notes(t, version),
         partial_image_url=urls.partial(t.id, frame.index) if frame else None,
         partial_image_index=frame.index if frame else None,
         reply=t.reply if t.reply is not None or not t.pending or partials is None else partials.text(t.id),
@@ -199,6 +206,28 @@ def turn_out(t: Turn, *, owner: bool = True, urls: Urls | None = None, partials=
         chain_depth=t.chain_depth,
         created_at=utc(t.created_at), started_at=utc(t.started_at), finished_at=utc(t.finished_at),
     )
+
+
+def turn_notes(t: Turn, version: Version | None | bool = False) -> list[str]:
+    """``app.option_notes.option_notes`` for ``t``: its result ``version``
+    (read from the database when False) and its backend (no notes when that
+    backend is no longer registered or cannot be built)."""
+    from app.backends import get_backend
+    from app.option_notes import option_notes
+
+    if t.kind not in ("generate", "edit") or t.status not in ("succeeded", "answered"):
+        return []
+    try:
+        backend = get_backend(t.backend or "local")
+    except Exception:  # no longer registered, or cannot be built here: nothing to judge by
+        return []
+    if version is False:
+        version = None
+        session = object_session(t)
+        if t.result_version is not None and session is not None:
+            version = session.scalar(select(Version).where(Version.thread_id == t.thread_id,
+                                                           Version.number == t.result_version))
+    return option_notes(t, version, backend)
 
 
 def thread_out(thread: Thread, *, base_url: str, share_token: str | None = None, partials=None,
@@ -209,11 +238,13 @@ def thread_out(thread: Thread, *, base_url: str, share_token: str | None = None,
     urls = Urls(thread, share_token)
     owner = share_token is None
     live = thread.live_share if owner else None
+    numbered = {v.number: v for v in thread.versions}
     return ThreadOut(
         id=thread.id, title=thread.title, created_at=utc(thread.created_at), updated_at=utc(thread.updated_at),
         head_version=thread.head_version,
         versions=[version_out(v, urls) for v in thread.versions],
-        turns=[turn_out(t, owner=owner, urls=urls, partials=partials, prices=prices) for t in thread.turns],
+        turns=[turn_out(t, owner=owner, urls=urls, partials=partials, prices=prices,
+                        version=numbered.get(t.result_version)) for t in thread.turns],
         share_url=share_link_url(base_url, live.token) if live else None,
         forked_from=thread.forked_from if owner else None,
     )

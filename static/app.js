@@ -26,7 +26,10 @@
     }
   });
   // The composer's errors show next to it instead (static/composer_alerts.js).
-  function fromComposer(evt) { return evt.detail.elt && evt.detail.elt.id === "composer"; }
+  function fromComposer(evt) {
+    var elt = evt.detail.requestConfig ? evt.detail.requestConfig.elt : evt.detail.elt;
+    return !!elt && elt.id === "composer";
+  }
   document.addEventListener("htmx:responseError", function (evt) {
     if (evt.detail.xhr.status >= 500 && !fromComposer(evt)) flash("Something went wrong on the server. Please try again.");
   });
@@ -489,7 +492,8 @@
     syncBackend();
     var info = modelInfo(), backend = backendInfo();
     var label = $("#options-model");
-    if (label) label.textContent = [backend ? backend.label : "", info ? info.name : ""].filter(Boolean).join(" \u00b7 ");
+    if (label) label.textContent = [backend ? backend.label : label.getAttribute("data-backend-label"),
+                                    info ? info.name : ""].filter(Boolean).join(" \u00b7 ");
     var draw = $("#mode-draw");
     var markup = info ? info.markup && (!backend || backend.markup) : false;
     if (draw) {

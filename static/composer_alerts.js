@@ -16,6 +16,11 @@
     return { box: document.getElementById("composer-alert"), text: document.getElementById("composer-alert-text") };
   }
   function isComposer(elt) { return !!elt && elt.id === "composer"; }
+  // Whether an htmx event belongs to the composer's request (some events name the target as elt).
+  function fromComposer(evt) {
+    var config = evt.detail.requestConfig;
+    return isComposer(evt.detail.elt) || isComposer(config && config.elt);
+  }
 
   // Show `message` (plain text) next to the composer. Returns false on pages without a composer.
   function show(message) {
@@ -63,10 +68,21 @@
     reset();
   });
   document.addEventListener("htmx:sendError", function (evt) {
-    if (isComposer(evt.detail.elt)) show(navigator.onLine === false ? OFFLINE : UNREACHABLE);
+    if (fromComposer(evt)) show(navigator.onLine === false ? OFFLINE : UNREACHABLE);
   });
   document.addEventListener("htmx:responseError", function (evt) {
-    if (isComposer(evt.detail.elt) && evt.detail.xhr.status >= 500) show(SERVER_ERROR);
+    if (fromComposer(evt) && evt.detail.xhr.status >= 500) show(SERVER_ERROR);
+  });
+  // A 4xx the app did not retarget (the request-size limits answer before the app, with a bare page):
+  // its message goes next to the composer too, never over the conversation.
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var xhr = evt.detail.xhr;
+    if (!fromComposer(evt) || xhr.status < 400 || xhr.status >= 500 || xhr.getResponseHeader("HX-Retarget")) return;
+    evt.detail.shouldSwap = false;
+    var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+    var para = doc.querySelector("p");
+    var text = ((para || doc.body || {}).textContent || "").trim();
+    show(text || "The server refused this message (error " + xhr.status + "). Your message is kept.");
   });
   // The server's own message, swapped into #composer-alert-text.
   document.addEventListener("htmx:afterSwap", function (evt) {

@@ -95,7 +95,10 @@
     var target = evt.detail.target;
     if (!target) return;
     if (target.id === "content") {
+      // In-app navigation: a thread page opens at its newest turn, as on a full load.
       reset();
+      if (composer() && document.querySelector("#conversation .turn")) scrollToBottom(false);
+      else pinned = false;
       return;
     }
     if (target.id !== "live") return;

@@ -27,6 +27,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from bench.server import RunningServer, ServerDidNotStart, running_server
+from tests.axe import check_axe_both_schemes
 from tests.conftest import IN_CI
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -203,6 +204,8 @@ def shot(page: Page, name: str, full_page: bool = False) -> None:
     # caret="initial": hiding the caret leaves style="" on the focused element, and htmx's settle
     # step then copies that attribute with setAttribute, which the CSP reports as a violation.
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page, caret="initial")
+    # Every screenshotted state must also pass axe-core's WCAG 2.1 A/AA rules, light and dark (tests/axe.py).
+    check_axe_both_schemes(page, f"screenshot {name}")
 
 
 def expect_loaded(img) -> None:

@@ -190,7 +190,7 @@ def test_a_network_error_keeps_the_text(ui, photo):
     tid = new_thread(page, photo)
     page.route(re.compile(rf"/t/{tid}/turns$"), lambda route: route.abort("internetdisconnected"))
     # htmx logs the failed request to the console.
-    ui.allow_console_error(r"ERR_INTERNET_DISCONNECTED|Failed to load resource|htmx:(afterRequest|sendError)")
+    ui.allow_console_error(r"ERR_INTERNET_DISCONNECTED|Failed to load resource|htmx:(afterRequest|sendError)|status of (413|500)|Response Status Error Code 500")
     box = page.locator("textarea#instruction")
     box.fill("make it sepia")
     box.press("Enter")
@@ -200,15 +200,38 @@ def test_a_network_error_keeps_the_text(ui, photo):
     expect(page.locator("section#conversation li.turn")).to_have_count(1)
     expect(page.locator("#flash")).to_be_empty()
 
+    # A 4xx answered before the app (the request-size limits' bare page, app/http_limits.py) shows there
+    # too, and does not replace the conversation.
+    page.unroute(re.compile(rf"/t/{tid}/turns$"))
+    bare = ('<!doctype html><html lang="en"><meta charset="utf-8"><title>Error 413</title><h1>Error 413</h1>'
+            '<p>The upload is too large: at most 25 MB per file.</p><p><a href="/">Back to Retouch</a></p></html>')
+    page.route(re.compile(rf"/t/{tid}/turns$"), lambda route: route.fulfill(status=413, body=bare, content_type="text/html"))
+    box.press("Enter")
+    expect(alert).to_contain_text("The upload is too large: at most 25 MB per file.")
+    expect(box).to_have_value("make it sepia")
+    expect(page.locator("section#conversation li.turn")).to_have_count(1)
+    expect(version_figure(page, 1)).to_be_visible()
+    # A server error: said there as well, the text kept.
+    page.unroute(re.compile(rf"/t/{tid}/turns$"))
+    page.route(re.compile(rf"/t/{tid}/turns$"), lambda route: route.fulfill(status=500, body="oops"))
+    box.press("Enter")
+    expect(alert).to_contain_text("Something went wrong on the server")
+    expect(box).to_have_value("make it sepia")
+    expect(page.locator("#flash")).to_be_empty()
+
+
+@pytest.fixture(scope="module")
+def limited_server(tmp_path_factory) -> Server:
+    """A server that allows one turn a minute (creating the thread takes it)."""
+    with serve(tmp_path_factory.mktemp("browser-rate-limit"), RETOUCH_BACKEND="local",
+               RETOUCH_TURN_RATE_LIMIT="1/minute") as srv:
+        yield srv
+
 
 class TestRateLimit:
-    """A server that allows one turn a minute (creating the thread takes it)."""
-
-    @pytest.fixture(scope="class")
-    def server(self, tmp_path_factory) -> Server:
-        with serve(tmp_path_factory.mktemp("browser-rate-limit"), RETOUCH_BACKEND="local",
-                   RETOUCH_TURN_RATE_LIMIT="1/minute") as srv:
-            yield srv
+    @pytest.fixture
+    def server(self, limited_server) -> Server:
+        return limited_server
 
     @browser_test
     def test_the_rate_limit_shows_next_to_the_composer(self, ui, photo):
@@ -315,6 +338,15 @@ def test_focus_on_open_shortcuts_and_title(ui, photo):
     expect(h1).to_have_text("Sunny house")
     expect(title).to_be_hidden()
     assert api_thread(page, tid)["title"] == "Sunny house"
+
+    # Back from a version page (in-app navigation): the thread opens at its newest turn again,
+    # with the composer focused.
+    page.locator('nav#version-tree a.version-node[data-version="1"]').click()
+    page.wait_for_url(re.compile(rf"/t/{tid}/versions/1$"))
+    page.locator("a#back-to-thread").click()
+    page.wait_for_url(re.compile(rf"/t/{tid}$"))
+    expect(page.locator("textarea#instruction")).to_be_focused()
+    page.wait_for_function(IN_VIEW_ABOVE_COMPOSER, arg=newest_image(1), timeout=10_000)
 
 
 @browser_test

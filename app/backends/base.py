@@ -179,6 +179,14 @@ class ImageBackend(ABC):
     #: Runs on a paid service that bills per request (OpenAI): a turn stopped
     #: while it runs says that the service may still bill it.
     paid: ClassVar[bool] = False
+    #: The options the backend acts on (``app/option_notes.py`` tells the person
+    #: when a turn asked for one the backend ignores): ``request.size`` (the
+    #: result has that size), ``request.quality``, ``request.background`` and
+    #: ``request.model``. False = the option is accepted but has no effect.
+    takes_size: ClassVar[bool] = False
+    takes_quality: ClassVar[bool] = False
+    takes_background: ClassVar[bool] = False
+    takes_model: ClassVar[bool] = False
 
     def available(self) -> bool:
         """Whether this backend can run here (e.g. an API key is set); the

@@ -144,6 +144,7 @@ class OpenAIBackend(ImageBackend):
     accepts_mask = True
     accepts_references = True
     accepts_markup = True  # per model: see check_options
+    takes_size = takes_quality = takes_background = takes_model = True  # per model: see check_options
 
     def __init__(
         self,

@@ -94,6 +94,8 @@ class DiffusersBackend(ImageBackend):
 
     name = "diffusers"
     label = "Open weights (diffusers)"
+    takes_size = takes_quality = takes_model = True  # quality: the number of denoising steps
+    takes_background = True  # always opaque; transparent is refused (check_options)
 
     def __init__(self, *, model: str | None = None, pipeline: str | None = None, device: str | None = None,
                  dtype: str | None = None, steps: int | None = None, guidance: float | None = None,

@@ -35,6 +35,9 @@ class LocalBackend(ImageBackend):
     accepts_mask = True
     accepts_references = True
     deterministic = True
+    # Size: edits keep the photo's size, canvases take the size their words name (else request.size);
+    # no quality, background or model setting. app/option_notes.py says so in the turn.
+    takes_size = takes_quality = takes_background = takes_model = False
 
     def run(self, request: EditRequest) -> EditResult:
         """Parse ``request.instruction`` and apply it to ``request.image`` (or a
