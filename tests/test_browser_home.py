@@ -107,10 +107,10 @@ def test_the_home_page_starters_drop_zone_and_recent_threads(ui, photo):
     expect(links).to_have_count(2)
     assert links.nth(0).get_attribute("href") == f"/t/{second}"
     assert links.nth(1).get_attribute("href") == f"/t/{first}"
-    for i in range(2):
-        img = links.nth(i).locator("img")
-        expect(img).to_have_js_property("complete", True)
-        assert img.evaluate("e => e.naturalWidth") > 0
+    page.wait_for_function("""() => {
+        const imgs = [...document.querySelectorAll('.recent-list img')];
+        return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0);
+    }""")
     page.locator("button.starter").nth(1).click()
     shot(page, "home-desktop")
 
