@@ -99,7 +99,7 @@ def test_turns_are_rate_limited_per_owner(tmp_path, sqlite_url, fake_backend):
         assert html.status_code == 429 and "too quickly" in html.text and html.headers["retry-after"]
         thread = wait_for_thread(c, tid)
         assert [t["instruction"] for t in thread["turns"]] == ["one", "two", "three"]  # nothing stored for 4
-        with TestClient(c.app) as other:  # another owner has their own budget
+        with another_owner(c) as other:  # another owner has their own budget
             assert other.post("/api/v1/threads", json={"prompt": "mine"}).status_code == 201
 
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.models import DeviceLink
-from tests.conftest import make_settings, png_bytes
+from tests.conftest import another_owner, make_settings, png_bytes
 
 PASSWORD = "correct horse"
 # oidc-provider-mock's own use of Authlib warns; that is the provider's code, not Retouch's.
@@ -51,7 +51,7 @@ def test_password_mode_is_one_owner_for_every_browser_and_script(tmp_path, datab
     with app_client(tmp_path, database_url, access_password=PASSWORD) as laptop:
         password_login(laptop)
         new_thread(laptop, "from the laptop")
-        with TestClient(laptop.app, follow_redirects=False) as phone:
+        with another_owner(laptop, follow_redirects=False) as phone:
             assert phone.get("/api/v1/threads").status_code == 401
             password_login(phone)
             assert titles(phone) == ["from the laptop"]
@@ -91,7 +91,7 @@ def test_upgrade_to_password_offers_to_move_the_browsers_threads(tmp_path, datab
         assert moved.status_code == 303 and moved.headers["location"] == "/t/x"
         assert titles(c) == ["one", "two"]
         assert c.get("/account/move").headers["location"] == "/"  # nothing left to offer
-        with TestClient(c.app, follow_redirects=False) as phone:
+        with another_owner(c, follow_redirects=False) as phone:
             password_login(phone)
             assert titles(phone) == ["one", "two"]
 
@@ -210,10 +210,10 @@ def test_oidc_accounts_own_threads_on_every_device(oidc_client, provider):
     assert done.status_code == 303 and done.headers["location"] == "/"
     assert "Alice Example" in oidc_client.get("/").text
     new_thread(oidc_client, "alice's")
-    with TestClient(oidc_client.app, follow_redirects=False) as phone:
+    with another_owner(oidc_client, follow_redirects=False) as phone:
         oidc_login(phone, provider, "alice@example.com", "Alice Example")
         assert titles(phone) == ["alice's"]
-    with TestClient(oidc_client.app, follow_redirects=False) as bob:
+    with another_owner(oidc_client, follow_redirects=False) as bob:
         oidc_login(bob, provider, "bob@example.com", "Bob")
         assert titles(bob) == []
     signed_out = oidc_client.post("/logout")

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from app import turns as turns_module
 from app.backends import BackendFailed, EditResult, ImageBackend, register_backend, unregister_backend
 from app.main import create_app
-from tests.conftest import make_settings, png_bytes, wait_for_thread, wait_for_turn
+from tests.conftest import another_owner, make_settings, png_bytes, wait_for_thread, wait_for_turn
 from tests.test_threads_api import create_from_photo, send
 
 
@@ -117,7 +117,7 @@ def test_cancel_an_ended_turn_is_409(client, fake_backend):
     assert cancel(client, tid, t["id"]).status_code == 409  # cancelled is ended too
     fake_backend.gate.set()
     # another owner cannot stop it
-    with TestClient(client.app) as other:
+    with another_owner(client) as other:
         assert other.post(f"/api/v1/threads/{tid}/turns/{t['id']}/cancel").status_code == 404
 
 
