@@ -173,6 +173,9 @@ class ImageBackend(ABC):
     chain_max: int = 0
     #: A short name for people (the composer's backend picker, turn footers).
     label: ClassVar[str] = ""
+    #: How refusals name this backend to a person, with no internal names
+    #: ("This offline editor cannot edit a selected region.").
+    called: ClassVar[str] = "This backend"
     #: The same request always gives the same image (``local``): regenerating
     #: a turn would only repeat it, so Retouch neither offers nor accepts it.
     deterministic: ClassVar[bool] = False
@@ -215,11 +218,11 @@ class ImageBackend(ABC):
         model choice and markup, which backends must opt into.
         """
         if model:
-            raise OptionRejected(f"The {self.name} backend has no models to choose from.")
+            raise OptionRejected(f"{self.called} has no models to choose from.")
         if has_markup and not self.accepts_markup:
-            raise OptionRejected(f"The {self.name} backend cannot use drawing to guide an edit (markup).")
+            raise OptionRejected(f"{self.called} cannot use drawing to guide an edit (markup).")
         if background == "transparent":
-            raise OptionRejected(f"The {self.name} backend cannot make a transparent background on request.")
+            raise OptionRejected(f"{self.called} cannot make a transparent background on request.")
 
     @abstractmethod
     def run(self, request: EditRequest) -> EditResult:
@@ -239,13 +242,13 @@ class ImageBackend(ABC):
         """
         if request.image is None and not self.can_generate:
             raise BackendDeclined(
-                f"The {self.name} backend cannot create an image from text alone. "
+                f"{self.called} cannot create an image from text alone. "
                 "Upload a photo first, or use a backend that generates images."
             )
         if request.mask is not None and not self.accepts_mask:
-            raise BackendDeclined(f"The {self.name} backend cannot edit a selected region.")
+            raise BackendDeclined(f"{self.called} cannot edit a selected region.")
         if request.references and not self.accepts_references:
-            raise BackendDeclined(f"The {self.name} backend cannot use reference images.")
+            raise BackendDeclined(f"{self.called} cannot use reference images.")
         if request.markup is not None and request.mask is not None:
             raise OptionRejected("Drawing to guide an edit (markup) cannot be combined with a selected region.")
         self.check_options(model=request.model, size=request.size, quality=request.quality,

@@ -140,6 +140,7 @@ class OpenAIBackend(ImageBackend):
     name = "openai"
     paid = True
     label = "OpenAI images"
+    called = "The OpenAI image model"
     can_generate = True
     accepts_mask = True
     accepts_references = True

@@ -155,6 +155,7 @@ class OpenAIChatBackend(OpenAIBackend):
 
     name = "openai-chat"
     label = "OpenAI chat (conversation)"
+    called = "The OpenAI chat model"
     accepts_markup = False
     conversational = True
 
@@ -182,8 +183,8 @@ class OpenAIChatBackend(OpenAIBackend):
         plus: no markup (the tool has no such parameter) and a chat model
         that is current. Raises :class:`OptionRejected`."""
         if has_markup:
-            raise OptionRejected("The conversational backend cannot take a drawing (markup); use the openai "
-                                 "backend for that, or describe the place in words.")
+            raise OptionRejected("The OpenAI chat model cannot take a drawing (markup); choose OpenAI images "
+                                 "under Options for that, or describe the place in words.")
         if problem := chat_model_problem(self.chat_model):
             raise OptionRejected(problem)
         super().check_options(model=model, size=size, quality=quality, background=background,

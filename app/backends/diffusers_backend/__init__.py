@@ -94,6 +94,7 @@ class DiffusersBackend(ImageBackend):
 
     name = "diffusers"
     label = "Open weights (diffusers)"
+    called = "The open-weights model"
     takes_size = takes_quality = takes_model = True  # quality: the number of denoising steps
     takes_background = True  # always opaque; transparent is refused (check_options)
 
@@ -185,10 +186,10 @@ class DiffusersBackend(ImageBackend):
         if model and model != self.model:
             raise OptionRejected(f"The diffusers backend runs {self.model}; {model!r} is not loaded on this server.")
         if has_markup:
-            raise OptionRejected("The diffusers backend cannot use drawing to guide an edit (markup); "
+            raise OptionRejected("The open-weights model cannot use drawing to guide an edit (markup); "
                                  "select a region instead.")
         if background == "transparent":
-            raise OptionRejected("The diffusers backend cannot make a transparent background.")
+            raise OptionRejected("The open-weights model cannot make a transparent background.")
         if quality and quality not in ("low", "medium", "high"):
             raise OptionRejected(f"The diffusers backend takes quality low, medium or high, not {quality}.")
         spec = self.spec

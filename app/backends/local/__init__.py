@@ -31,6 +31,7 @@ class LocalBackend(ImageBackend):
 
     name = "local"
     label = "Local (offline)"
+    called = "This offline editor"
     can_generate = True
     accepts_mask = True
     accepts_references = True
