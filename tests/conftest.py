@@ -97,6 +97,28 @@ def _postgres_schema_url() -> Iterator[str]:
         admin.dispose()
 
 
+@contextmanager
+def fresh_postgres_database(prefix: str = "retouch_") -> Iterator[str]:
+    """A new, empty PostgreSQL database (``CREATE DATABASE``) on the test
+    server, dropped afterwards (``WITH (FORCE)``); yields its SQLAlchemy URL.
+    Skips when the server is unreachable, except under ``CI=true``, where it fails."""
+    name = prefix + secrets.token_hex(5)
+    try:
+        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required under CI=true: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request, tmp_path) -> Iterator[str]:
     """A fresh, empty database: a SQLite file, then the PostgreSQL server."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -36,33 +35,13 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import IN_CI, POSTGRES_URL, png_bytes
+from tests.conftest import fresh_postgres_database, png_bytes
 from tests.test_crash import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = "import tests.slow_backend; from app.cli import main; raise SystemExit(main({args!r}))"
 #: Short leases keep the takeover quick: heartbeat every second, takeover after 3 s.
 LEASE_SECONDS = 3.0
-
-
-@contextmanager
-def fresh_database():
-    """A new, empty PostgreSQL database (dropped afterwards); yields its URL."""
-    name = "retouch_mp_" + secrets.token_hex(5)
-    try:
-        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        if IN_CI:
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required under CI=true: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
 
 
 class Cluster:
@@ -145,7 +124,7 @@ def cluster_factory(tmp_path):
 
     @contextmanager
     def make(slow_seconds: float, **env: str):
-        with fresh_database() as url:
+        with fresh_postgres_database("retouch_mp_") as url:
             cluster = Cluster(tmp_path, url, slow_seconds, **env)
             made.append(cluster)
             upgrade = cluster.run("db", "upgrade")

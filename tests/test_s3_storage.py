@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -18,7 +17,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import create_engine, text
 
 from app.db import make_engine
 from app.gc import collect_garbage
@@ -26,8 +24,8 @@ from app.main import create_app
 from app.migrate_data import copy_objects
 from app.storage import FileStore, StorageError, StorageURLError, open_store, store_for_url
 from app.storage.s3 import S3Store
-from tests.conftest import POSTGRES_URL, make_settings, png_bytes, wait_for_thread
-from tests.s3_server import s3_bucket, s3_env, s3_server  # noqa: F401  (fixtures)
+from tests import conftest
+from tests.conftest import make_settings, png_bytes, wait_for_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR = 3600
@@ -218,21 +216,8 @@ def test_gc_on_s3_removes_unreferenced_objects_and_keeps_used_ones(tmp_path, s3_
 @pytest.fixture
 def fresh_postgres_database():
     """A new PostgreSQL database (CREATE DATABASE), dropped afterwards."""
-    name = "retouch_move_" + secrets.token_hex(4)
-    try:
-        admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required under CI=true: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with conftest.fresh_postgres_database("retouch_move_") as url:
+        yield url
 
 
 def test_migrate_data_from_sqlite_and_files_to_postgres_and_s3(tmp_path, s3_env, s3_bucket,
