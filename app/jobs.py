@@ -40,6 +40,10 @@ log = logging.getLogger("retouch.jobs")
 
 TASK = "retouch.run_turn"
 QUEUE = "turns"
+#: Seconds a stopping job worker is given to finish its loop, then again after a cancel.
+STOP_SECONDS = 5.0
+#: How often a stopping job worker is asked again to stop, seconds.
+STOP_POLL_SECONDS = 0.1
 #: Any constant: the PostgreSQL advisory lock held while the schema is applied.
 SCHEMA_LOCK = 0x7265746F  # "reto"
 
@@ -47,6 +51,14 @@ _DEFER = text(
     "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(:queue, :task, :priority, :lock, NULL, "
     "CAST(:args AS jsonb), NULL)::procrastinate_job_to_defer_v1])) AS id"
 )
+
+
+def _cancelling() -> bool:
+    """True when the current task has been asked to stop (``Task.cancel``),
+    even if the CancelledError it got was turned into another exception on
+    the way (psycopg cancels the query and raises ``QueryCanceled``)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def conninfo(url: str) -> str:
@@ -210,6 +222,7 @@ class JobWorker:
         self.concurrency = max(1, concurrency)
         self.lease_seconds = lease_seconds
         self.name = name
+        self._stop_requested = asyncio.Event()
 
     def make_app(self):
         """The procrastinate ``App`` with the turn task registered."""
@@ -224,34 +237,61 @@ class JobWorker:
 
         return app
 
+    def stop(self) -> None:
+        """Ask :meth:`run` to end (from its event loop): it stops
+        procrastinate's worker as on cancellation, but cannot be lost the way
+        a cancellation can (on Python 3.11 ``asyncio.wait_for``, which the
+        connection pool uses, may swallow one)."""
+        self._stop_requested.set()
+
     async def run(self) -> None:
-        """Run until cancelled: the worker and the supervisor."""
+        """Run until :meth:`stop` or cancelled: the worker and the supervisor. Then
+        procrastinate's worker is asked to stop
+        (``Worker.stop()``: it finishes its loop and unregisters) and waited
+        for at most :data:`STOP_SECONDS`, and only then cancelled: cancelling
+        its task directly could leave its shielded loop waiting for a stop
+        that never came, and the event loop's shutdown waiting on it."""
+        from procrastinate import worker as procrastinate_worker
+
         from app import turns
 
         app = self.make_app()
         interval = self.lease_seconds / 3
         async with app.open_async():
-            worker = asyncio.create_task(app.run_worker_async(
-                queues=[QUEUE], concurrency=self.concurrency, name=self.name, install_signal_handlers=False,
+            app.perform_import_paths()
+            runner = procrastinate_worker.Worker(
+                app=app, queues=[QUEUE], concurrency=self.concurrency, name=self.name, install_signal_handlers=False,
                 update_heartbeat_interval=interval, stalled_worker_timeout=self.stalled_after,
-                fetch_job_polling_interval=max(interval, 1.0), listen_notify=True,
-                delete_jobs="successful"))
+                fetch_job_polling_interval=max(interval, 1.0), listen_notify=True, delete_jobs="successful")
+            worker = asyncio.create_task(runner.run(), name="procrastinate-worker")
+            stop = asyncio.ensure_future(self._stop_requested.wait())
             try:
-                while not worker.done():
+                while not worker.done() and not stop.done():
                     try:
                         await self.supervise(app)
                         await asyncio.to_thread(self._sweep, turns)
                     except Exception:  # a database hiccup: try again next round
+                        if _cancelling():  # psycopg turns a cancelled query into an error: stop, as asked
+                            raise asyncio.CancelledError from None
                         log.exception("the job supervisor's round failed")
-                    await asyncio.wait({worker}, timeout=interval)
-                await worker
+                    await asyncio.wait({worker, stop}, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+                if worker.done():
+                    await worker
             finally:
+                stop.cancel()
+                # stop() again and again: a worker task that has not started yet clears its stop
+                # event when it starts (procrastinate's Worker.run), so one early stop() can be lost.
+                for _ in range(int(STOP_SECONDS / STOP_POLL_SECONDS)):
+                    if worker.done():
+                        break
+                    runner.stop()
+                    await asyncio.wait({worker}, timeout=STOP_POLL_SECONDS)
                 if not worker.done():
+                    log.warning("the job worker did not stop within %g s; cancelling it", STOP_SECONDS)
                     worker.cancel()
-                    try:
-                        await worker
-                    except (asyncio.CancelledError, Exception):
-                        pass
+                    await asyncio.wait({worker}, timeout=STOP_SECONDS)
+                if worker.done() and not worker.cancelled() and worker.exception() is not None:
+                    log.warning("the job worker ended with %r", worker.exception())
 
     @property
     def stalled_after(self) -> float:

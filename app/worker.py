@@ -561,6 +561,7 @@ class TurnWorker:
         self._stopping = False
         self._last_sweep = 0.0
         self._job_engine = None
+        self._job_worker = None
 
     @property
     def partials(self) -> PartialFrames:
@@ -590,6 +591,7 @@ class TurnWorker:
             worker = jobs.JobWorker(self.database_url, make_sessionmaker(self._job_engine), self.runner.run_job,
                                     concurrency=self.workers, lease_seconds=self.lease_seconds,
                                     name=f"{turns.NODE}:{os.getpid()}")
+            self._job_worker = worker
             self._tasks = [asyncio.create_task(self._run_jobs(worker), name="turn-jobs")]
             return
         turns.add_waker(self.notify)
@@ -603,9 +605,8 @@ class TurnWorker:
         turns.remove_waker(self.notify)
         self.notify()
         if self._tasks:
-            if self.postgres:
-                for task in self._tasks:
-                    task.cancel()
+            if self._job_worker is not None:
+                self._job_worker.stop()  # a request, not a cancel: a cancel can be lost on Python 3.11
             _, pending = await asyncio.wait(self._tasks, timeout=timeout)
             for task in pending:
                 task.cancel()
@@ -627,6 +628,8 @@ class TurnWorker:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping or asyncio.current_task().cancelling():  # a cancel turned into an error
+                    return
                 log.exception("the job worker stopped; starting it again in %g s", pause)
             if self._stopping:
                 return
