@@ -350,12 +350,25 @@ def _decode(upload: Upload, limits: Limits, what: str) -> Image.Image:
         raise InvalidInput(exc.message, exc.status) from None
 
 
-def store_image(store: BlobStore, image: Image.Image) -> tuple[str, int, int]:
-    """Encode ``image`` as PNG, store it and its WebP thumbnail. Returns
-    (sha256 hex digest, width px, height px)."""
+def store_image(store: BlobStore, image: Image.Image, *, thumbnail: bool = True) -> tuple[str, int, int]:
+    """Encode ``image`` as PNG and store it (durably: the store writes and
+    syncs before it returns), and, with ``thumbnail``, its WebP thumbnail.
+    Returns (sha256 hex digest, width px, height px).
+
+    The worker stores a turn's result with ``thumbnail=False`` and adds the
+    thumbnail (:func:`store_thumbnail`) once the version is committed and
+    visible: the thumbnail is not needed for durability, and a thumbnail
+    asked for before it exists is made then (``app.previews.ensure_thumbnail``)."""
     sha = store.put(encode_png(image))
-    store.put_thumbnail(sha, encode_thumbnail(image))
+    if thumbnail:
+        store_thumbnail(store, sha, image)
     return sha, image.width, image.height
+
+
+def store_thumbnail(store: BlobStore, sha256: str, image: Image.Image) -> None:
+    """Store the WebP thumbnail (at most 256x256 pixels) of blob ``sha256``,
+    whose pixels are ``image``. Written once: an existing one is kept."""
+    store.put_thumbnail(sha256, encode_thumbnail(image))
 
 
 def add_version(session: Session, thread: Thread, *, sha256: str, width: int, height: int,

@@ -54,7 +54,7 @@ from app.models import Thread, Turn, utcnow
 from app.partials import PartialFrames
 from app.schemas import utc
 from app.security import safety_identifier
-from app.services import add_version, store_image
+from app.services import add_version, store_image, store_thumbnail
 from app.storage import BlobStore
 
 log = logging.getLogger("retouch.worker")
@@ -411,7 +411,7 @@ class TurnRunner:
                 session.commit()
             return "answered", backend_name
         try:
-            sha, width, height = store_image(self.store, result.image)
+            sha, width, height = store_image(self.store, result.image, thumbnail=False)  # thumbnail: after commit
             self.decoded.put(sha, normalise_mode(result.image))  # the next turn starts from these pixels
         except Exception:
             log.exception("could not store the result of turn %s", claim.turn_id)
@@ -427,6 +427,10 @@ class TurnRunner:
             if source_sha is not None:
                 turn.output = {**(turn.output or {}), "source_sha256": source_sha}
             session.commit()
+        try:  # off the path to "version visible": a thumbnail asked for before this is made on request
+            store_thumbnail(self.store, sha, result.image)
+        except Exception:
+            log.exception("could not store the thumbnail of turn %s's result", claim.turn_id)
         return "succeeded", backend_name
 
     def _fail(self, claim: turns.Claim, error: str) -> str:

@@ -3,6 +3,7 @@ memory, large ones streamed in chunks (never read whole), or a redirect to
 a presigned S3 URL (``RETOUCH_S3_REDIRECT=true``)."""
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from fastapi.responses import FileResponse, RedirectResponse, Response, Streamin
 
 from app.storage.base import THUMB_SUFFIX, Store
 from app.storage.file import FileStore
+
+log = logging.getLogger("retouch.delivery")
 
 #: Image files up to this many bytes are sent from memory; larger ones are streamed.
 INLINE_FILE_BYTES = 512 * 1024
@@ -50,14 +53,24 @@ def _chunks(fh: BinaryIO) -> Iterator[bytes]:
 
 def variant_suffix(store: Store, sha256: str, variant: str, *, check_thumb: bool) -> tuple[str, str]:
     """(store suffix, media type) of ``variant``: ``""`` the PNG, ``"thumb"``
-    the WebP thumbnail (the PNG when the blob has none and ``check_thumb``),
+    the WebP thumbnail (made now when the blob has none and ``check_thumb``;
+    the PNG if it cannot be made),
     ``"512"``/``"1024"`` a preview, made now if needed
     (:func:`app.previews.ensure_preview`). Raises FileNotFoundError when
     the blob is missing."""
     if variant == "thumb":
         if not check_thumb or _stored(store, sha256, THUMB_SUFFIX):
             return THUMB_SUFFIX, "image/webp"
-        return ".png", "image/png"
+        from app.previews import ensure_thumbnail
+
+        try:
+            ensure_thumbnail(store, sha256)  # a result whose thumbnail is still being written, or an old blob
+        except FileNotFoundError:
+            raise
+        except Exception:  # a PNG that cannot be decoded here: serve it whole rather than fail
+            log.exception("could not make the thumbnail of blob %s", sha256)
+            return ".png", "image/png"
+        return THUMB_SUFFIX, "image/webp"
     if variant:
         from app.previews import ensure_preview, preview_suffix
 
