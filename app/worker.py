@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import anyio
-from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import and_, func, literal, select
+from sqlalchemy.orm import aliased, sessionmaker
 
 from app import metrics, turns
 
@@ -50,7 +50,7 @@ from app.backends import BackendDeclined, BackendFailed, EditRequest, UnknownBac
 from app.events import call_on_loop
 from app.image_cache import DecodedImages
 from app.imaging import normalise_mode, open_png
-from app.models import Thread, Turn, utcnow
+from app.models import Thread, Turn, Version, utcnow
 from app.partials import PartialFrames
 from app.schemas import utc
 from app.security import safety_identifier
@@ -103,22 +103,32 @@ def pick_fairly(session) -> int | None:
     return min(candidates, key=order)[1]
 
 
-def history_of(thread: Thread, number: int | None) -> tuple[str, ...]:
-    """The instructions that made version ``number``, following parents back
-    to the root, oldest first (at most :data:`HISTORY_LIMIT`)."""
-    turns = {t.id: t for t in thread.turns}
-    out: list[str] = []
-    seen: set[int] = set()
-    while number is not None and number not in seen and len(out) < HISTORY_LIMIT:
-        seen.add(number)
-        version = thread.version(number)
-        if version is None:
-            break
-        turn = turns.get(version.turn_id or "")
-        if turn is not None and turn.kind in ("edit", "generate") and turn.instruction:
-            out.append(turn.instruction)
-        number = version.parent
-    return tuple(reversed(out))
+#: Most versions :func:`history_of` walks back through: instructions come from
+#: edit and generate turns, and most versions are made by one.
+HISTORY_WALK_LIMIT = HISTORY_LIMIT * 5
+
+
+def history_of(session, thread_id: str, number: int | None) -> tuple[str, ...]:
+    """The instructions that made version ``number`` of thread ``thread_id``,
+    following parents back towards the root, oldest first: at most
+    :data:`HISTORY_LIMIT` of them, from at most :data:`HISTORY_WALK_LIMIT`
+    versions. One recursive query over the (thread_id, number) index, so
+    its cost does not grow with the thread's length (a parent always has a
+    lower number, so the walk ends)."""
+    if number is None:
+        return ()
+    start = (select(Version.number, Version.parent, Version.turn_id, literal(0).label("depth"))
+             .where(Version.thread_id == thread_id, Version.number == number).cte("chain", recursive=True))
+    up = aliased(Version)
+    chain = start.union_all(
+        select(up.number, up.parent, up.turn_id, start.c.depth + 1)
+        .join(start, and_(up.thread_id == thread_id, up.number == start.c.parent))
+        .where(start.c.depth < HISTORY_WALK_LIMIT - 1))
+    rows = session.execute(
+        select(Turn.instruction).select_from(chain).join(Turn, Turn.id == chain.c.turn_id)
+        .where(Turn.kind.in_(("edit", "generate")), Turn.instruction.is_not(None), Turn.instruction != "")
+        .order_by(chain.c.depth).limit(HISTORY_LIMIT)).scalars().all()
+    return tuple(reversed(rows))
 
 
 #: Least time between two change events for streamed words, in seconds.
@@ -136,7 +146,7 @@ class _Chain:
     restart_reason: str | None = None
 
 
-def conversation_of(thread: Thread, number: int | None, backend_name: str) -> _Chain:
+def conversation_of(session, thread: Thread, number: int | None, backend_name: str) -> _Chain:
     """Decide whether a turn of ``backend_name`` from version ``number``
     continues the stored response that made that version.
 
@@ -147,18 +157,23 @@ def conversation_of(thread: Thread, number: int | None, backend_name: str) -> _C
     revert), the thread is not a fork of someone else's, and the chain is
     shorter than the backend's ``chain_max`` (``RETOUCH_OPENAI_CHAIN_MAX``). Siblings therefore never see
     each other: each continues the response of its own base version.
+    Reads the version and the turns it needs by indexed queries (``session``).
     """
     try:
         backend = get_backend(backend_name)
     except UnknownBackend:
         return _Chain()
-    version = thread.version(number) if number is not None else None
-    if not backend.conversational or version is None:
+    if not backend.conversational or number is None:
         return _Chain()
-    made_by = next((t for t in thread.turns if t.id == version.turn_id), None)
+    version = session.scalar(select(Version).where(Version.thread_id == thread.id, Version.number == number))
+    if version is None:
+        return _Chain()
+    made_by = session.scalar(select(Turn).where(Turn.id == version.turn_id)) if version.turn_id else None
     # A words-only answer from this version (a question back) is where the conversation stands:
     # the person's reply must continue it. Its input was this version's pixels.
-    answered = [t for t in thread.turns if t.status == "answered" and t.base_version == number and t.response_id]
+    answered = session.scalars(select(Turn).where(
+        Turn.thread_id == thread.id, Turn.status == "answered", Turn.base_version == number,
+        Turn.response_id.is_not(None)).order_by(Turn.pk)).all()
     if not backend.stores_responses:
         return _Chain(restart_reason="Conversation memory is off on this server (RETOUCH_OPENAI_STORE=false), "
                                      "so the earlier instructions were sent as text.")
@@ -479,10 +494,11 @@ class TurnRunner:
         with self.sessions() as session:
             turn = session.scalar(select(Turn).where(Turn.id == turn_id))
             thread = turn.thread
-            base = thread.version(turn.base_version)
-            history = history_of(thread, turn.base_version)
+            base = session.scalar(select(Version).where(Version.thread_id == thread.id,
+                                                        Version.number == turn.base_version))
+            history = history_of(session, thread.id, turn.base_version)
             backend_name = turn.backend or "local"
-            chain = conversation_of(thread, turn.base_version, backend_name)
+            chain = conversation_of(session, thread, turn.base_version, backend_name)
             base_sha = base.sha256 if base else None
             mask_sha, markup_sha, ref_shas = turn.mask_sha256, turn.markup_sha256, list(turn.reference_sha256s or [])
             instruction, size, quality = turn.instruction, turn.size, turn.quality

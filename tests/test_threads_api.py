@@ -86,6 +86,27 @@ def test_turns_chain_with_history_and_ordering(client, fake_backend):
     assert (t["base_version"], t["result_version"], t["usage"]) == (3, 4, {"total_tokens": 7})
 
 
+def test_history_follows_parents_and_keeps_the_newest_instructions(client, fake_backend):
+    """The context a turn gets is the chain of instructions behind its base
+    version: siblings on other branches are left out, and past
+    HISTORY_LIMIT only the newest are kept, oldest first."""
+    from app.worker import HISTORY_LIMIT
+
+    tid = create_from_photo(client)["id"]
+    for i in range(HISTORY_LIMIT + 3):
+        wait_for_turn(client, send(client, tid, f"invert step {i}")["id"])
+    # a branch from version 3 (made by step 1), then a turn on that branch
+    assert client.post(f"/api/v1/threads/{tid}/revert", json={"version": 3}).status_code == 200
+    wait_for_turn(client, send(client, tid, "invert on the branch")["id"])
+    wait_for_turn(client, send(client, tid, "invert once more")["id"])
+    assert fake_backend.requests[-1].history == ("invert step 0", "invert step 1", "invert on the branch")
+    # back to the long line's head: the newest HISTORY_LIMIT of its instructions
+    head = HISTORY_LIMIT + 3 + 1
+    assert client.post(f"/api/v1/threads/{tid}/revert", json={"version": head}).status_code == 200
+    wait_for_turn(client, send(client, tid, "invert at the end")["id"])
+    assert fake_backend.requests[-1].history == tuple(f"invert step {i}" for i in range(3, HISTORY_LIMIT + 3))
+
+
 def test_revert_branches_and_keeps_everything(client, fake_backend):
     tid = create_from_photo(client)["id"]
     for i in range(2):
