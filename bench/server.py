@@ -55,9 +55,12 @@ class RunningServer:
 
 @contextmanager
 def running_server(data_dir: Path, env: dict[str, str] | None = None, *,
-                   startup_timeout: float = 60, stop_timeout: float = 20) -> Iterator[RunningServer]:
+                   startup_timeout: float = 60, stop_timeout: float = 20,
+                   preload: str | None = None) -> Iterator[RunningServer]:
     """Run ``retouch serve`` with ``RETOUCH_DATA_DIR=data_dir`` and ``env``
-    (seconds for ``startup_timeout``/``stop_timeout``). The log goes to
+    (seconds for ``startup_timeout``/``stop_timeout``), importing module
+    ``preload`` first when given (a test backend that registers itself,
+    e.g. ``tests.slow_backend``). The log goes to
     ``data_dir.parent / "server-PORT.log"``. Raises :class:`ServerDidNotStart`."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("RETOUCH_", "OPENAI_"))}
@@ -65,8 +68,10 @@ def running_server(data_dir: Path, env: dict[str, str] | None = None, *,
     log = Path(data_dir).parent / f"server-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+        args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+        cmd = [sys.executable, "-m", "app.cli", *args] if preload is None else \
+            [sys.executable, "-c", f"import {preload}; from app.cli import main; raise SystemExit(main({args!r}))"]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
     server = RunningServer(f"http://127.0.0.1:{port}", port, proc, log)
     try:
         deadline = time.monotonic() + startup_timeout
