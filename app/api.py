@@ -13,10 +13,21 @@ from starlette.datastructures import UploadFile as StarletteUpload
 
 from app import metrics, services
 from app.backends import get_backend, offered_backends
-from app.db import read_snapshot
 from app.previews import PREVIEW_WIDTHS
 from app.storage.delivery import stored_response
-from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
+from app.deps import (
+    THREAD_ID_PATH,
+    TOKEN_PATH,
+    ContextDep,
+    OwnerDep,
+    SessionDep,
+    TurnLimit,
+    ViewedRow,
+    ViewedSnapshot,
+    find_thread,
+    read_upload,
+    turn_options,
+)
 from app.models import Thread, Version
 from app.schemas import (
     BackendInfo,
@@ -30,12 +41,11 @@ from app.schemas import (
     ThreadList,
     ThreadOut,
     TurnOut,
-    Urls,
-    share_link_url,
     thread_out,
     thread_summary,
     turn_out,
 )
+from app.urls import Urls, share_link
 
 #: Every error is JSON ``{"detail": "<a readable sentence>"}`` (``app.main``),
 #: validation errors included, so 422 is documented with that shape rather
@@ -132,12 +142,13 @@ def list_threads(session: SessionDep, owner: OwnerDep,
     return ThreadList(threads=[thread_summary(t) for t in threads])
 
 
-@router.get("/threads/{thread_id}", response_model=ThreadOut)
-def get_thread(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> ThreadOut:
+@router.get("/threads/{thread_id}", response_model=ThreadOut, dependencies=THREAD_ID_PATH)
+@router.get("/shared/{token}", response_model=ThreadOut, dependencies=TOKEN_PATH, name="get_shared",
+            description="The shared thread, read-only, without owner-only fields (one snapshot).")
+def get_thread(view: ViewedSnapshot, request: Request, ctx: ContextDep) -> ThreadOut:
     """The thread with every version and turn, read in one snapshot
     (``app.db.read_snapshot``): no turn is finished without its version."""
-    read_snapshot(session)
-    return thread_out(services.get_thread(session, owner, thread_id), base_url=str(request.base_url),
+    return thread_out(view.thread, base_url=str(request.base_url), share_token=view.share_token,
                       partials=ctx.partials, prices=ctx.prices)
 
 
@@ -298,21 +309,13 @@ def revert(thread_id: str, body: RevertIn, request: Request, ctx: ContextDep, se
 def share(thread_id: str, request: Request, session: SessionDep, owner: OwnerDep) -> ShareOut:
     """Create the read-only share link, or return the live one."""
     link = services.share(session, owner, thread_id)
-    return ShareOut(token=link.token, url=share_link_url(str(request.base_url), link.token))
+    return ShareOut(token=link.token, url=share_link(str(request.base_url), link.token))
 
 
 @router.delete("/threads/{thread_id}/share", status_code=204)
 def revoke_share(thread_id: str, session: SessionDep, owner: OwnerDep) -> Response:
     services.revoke_share(session, owner, thread_id)
     return Response(status_code=204)
-
-
-@router.get("/shared/{token}", response_model=ThreadOut, response_model_exclude_none=False)
-def get_shared(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> ThreadOut:
-    """The shared thread, read-only, without owner-only fields (one snapshot)."""
-    read_snapshot(session)
-    thread = services.get_shared_thread(session, token)
-    return thread_out(thread, base_url=str(request.base_url), share_token=token, partials=ctx.partials)
 
 
 @router.post("/shared/{token}/fork", status_code=201, response_model=ThreadOut, dependencies=[TurnLimit],
@@ -323,44 +326,35 @@ def fork(token: str, request: Request, ctx: ContextDep, session: SessionDep, own
     return thread_out(thread, base_url=str(request.base_url), partials=ctx.partials, prices=ctx.prices)
 
 
-@router.get("/threads/{thread_id}/versions/{number}/image",
-            responses={200: {"content": {"image/png": {}, "image/webp": {}}}, 304: {"description": "not modified"}})
-def version_image(thread_id: str, number: int, request: Request, ctx: ContextDep, session: SessionDep,
-                  owner: OwnerDep, size: str | None = None, download: bool = False) -> Response:
+IMAGE_RESPONSES = {200: {"content": {"image/png": {}, "image/webp": {}}}, 304: {"description": "not modified"}}
+
+
+@router.get("/threads/{thread_id}/versions/{number}/image", responses=IMAGE_RESPONSES, dependencies=THREAD_ID_PATH)
+@router.get("/shared/{token}/versions/{number}/image", responses=IMAGE_RESPONSES, dependencies=TOKEN_PATH,
+            name="shared_version_image", description="A shared thread's version image, for link holders.")
+def version_image(number: int, view: ViewedRow, request: Request, ctx: ContextDep, session: SessionDep,
+                  size: str | None = None, download: bool = False) -> Response:
     """The version's PNG (``?size=thumb``: the WebP thumbnail), with an ETag
-    and a year of caching: stored images never change."""
-    thread, version = services.find_version(session, owner, thread_id, number)
-    return image_response(request, ctx, thread, version, size, download)
-
-
-@router.get("/shared/{token}/versions/{number}/image",
-            responses={200: {"content": {"image/png": {}, "image/webp": {}}}, 304: {"description": "not modified"}})
-def shared_version_image(token: str, number: int, request: Request, ctx: ContextDep, session: SessionDep,
-                         size: str | None = None, download: bool = False) -> Response:
-    """A shared thread's version image, for link holders."""
-    thread, version = services.find_version(session, None, None, number, token=token)
-    return image_response(request, ctx, thread, version, size, download, signed=True)
+    and a year of caching: stored images never change. Through a share link
+    a full-size PNG always carries its Content Credentials."""
+    version = services.find_version(session, view.thread, number)
+    return image_response(request, ctx, view.thread, version, size, download, signed=not view.owner)
 
 
 ATTACHMENT_RESPONSES = {200: {"content": {"image/png": {}, "image/webp": {}}}, 304: {"description": "not modified"}}
 
 
-@router.get("/threads/{thread_id}/turns/{turn_id}/attachments/{name}", responses=ATTACHMENT_RESPONSES)
-def turn_attachment(thread_id: str, turn_id: str, name: str, request: Request, ctx: ContextDep,
-                    session: SessionDep, owner: OwnerDep, size: str | None = None) -> Response:
+@router.get("/threads/{thread_id}/turns/{turn_id}/attachments/{name}", responses=ATTACHMENT_RESPONSES,
+            dependencies=THREAD_ID_PATH)
+@router.get("/shared/{token}/turns/{turn_id}/attachments/{name}", responses=ATTACHMENT_RESPONSES,
+            dependencies=TOKEN_PATH, name="shared_turn_attachment",
+            description="A shared thread's turn attachment, for link holders.")
+def turn_attachment(turn_id: str, name: str, view: ViewedRow, request: Request, ctx: ContextDep,
+                    session: SessionDep, size: str | None = None) -> Response:
     """A turn's mask (``name`` = ``mask``; white = the region edited),
     markup (``markup``; strokes that guided the edit) or reference image (``reference-1`` ... ``reference-4``), as PNG, or the
     WebP thumbnail with ``?size=thumb``."""
-    thread = services.thread_row(session, owner, thread_id)
-    return blob_response(request, ctx, services.find_attachment(session, thread, turn_id, name), size)
-
-
-@router.get("/shared/{token}/turns/{turn_id}/attachments/{name}", responses=ATTACHMENT_RESPONSES)
-def shared_turn_attachment(token: str, turn_id: str, name: str, request: Request, ctx: ContextDep,
-                           session: SessionDep, size: str | None = None) -> Response:
-    """A shared thread's turn attachment, for link holders."""
-    thread = services.get_shared_row(session, token)
-    return blob_response(request, ctx, services.find_attachment(session, thread, turn_id, name), size)
+    return blob_response(request, ctx, services.find_attachment(session, view.thread, turn_id, name), size)
 
 
 PARTIAL_RESPONSES = {200: {"content": {"image/webp": {}}},
@@ -368,22 +362,16 @@ PARTIAL_RESPONSES = {200: {"content": {"image/webp": {}}},
                      404: {"model": ErrorOut, "description": "no partial image (none yet, or the turn ended)"}}
 
 
-@router.get("/threads/{thread_id}/turns/{turn_id}/partial", responses=PARTIAL_RESPONSES)
-def turn_partial(thread_id: str, turn_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep,
+@router.get("/threads/{thread_id}/turns/{turn_id}/partial", responses=PARTIAL_RESPONSES, dependencies=THREAD_ID_PATH)
+@router.get("/shared/{token}/turns/{turn_id}/partial", responses=PARTIAL_RESPONSES, dependencies=TOKEN_PATH,
+            name="shared_turn_partial",
+            description="A shared thread's running turn's newest partial image, for link holders.")
+def turn_partial(turn_id: str, request: Request, ctx: ContextDep, session: SessionDep,
                  i: int | None = None) -> Response:
     """The running turn's newest partial image (WebP), never cached; 404 once the turn ended."""
-    frame = ctx.partials.get(turn_id)  # before the thread is read: see partial_response
-    thread = services.get_thread(session, owner, thread_id)
-    return partial_response(frame, thread, turn_id, Urls(thread))
-
-
-@router.get("/shared/{token}/turns/{turn_id}/partial", responses=PARTIAL_RESPONSES)
-def shared_turn_partial(token: str, turn_id: str, ctx: ContextDep, session: SessionDep,
-                        i: int | None = None) -> Response:
-    """A shared thread's running turn's newest partial image, for link holders."""
-    frame = ctx.partials.get(turn_id)  # before the thread is read: see partial_response
-    thread = services.get_shared_thread(session, token)
-    return partial_response(frame, thread, turn_id, Urls(thread, token))
+    frame = ctx.partials.get(turn_id)  # before the thread is read (so not a dependency): see partial_response
+    view = find_thread(request, session)
+    return partial_response(frame, view.thread, turn_id, view.urls)
 
 
 def partial_response(frame, thread: Thread, turn_id: str, urls: Urls) -> Response:

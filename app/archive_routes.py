@@ -16,10 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from typing import Annotated
 
 from app import archive, provenance, services
-from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit
+from app.deps import THREAD_ID_PATH, TOKEN_PATH, ContextDep, OwnerDep, SessionDep, TurnLimit, ViewedThread
 from app.models import Thread, Version
 from app.api import ERRORS, UPLOAD_ERRORS
 from app.schemas import ErrorOut, ThreadOut, thread_out
+from app.urls import Urls, thread_page
 
 log = logging.getLogger("retouch")
 
@@ -88,21 +89,15 @@ def set_provenance(thread_id: str, body: ProvenanceIn, session: SessionDep, owne
     return ProvenanceOut(include_instructions=thread.c2pa_instructions)
 
 
-@api_router.get("/threads/{thread_id}/versions/{number}/credentials")
-def version_credentials(thread_id: str, number: int, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> dict:
+@api_router.get("/threads/{thread_id}/versions/{number}/credentials", dependencies=THREAD_ID_PATH)
+@api_router.get("/shared/{token}/versions/{number}/credentials", dependencies=TOKEN_PATH,
+                name="shared_version_credentials",
+                description="A shared version's Content Credentials, for link holders.")
+def version_credentials(number: int, view: ViewedThread, ctx: ContextDep) -> dict:
     """The version's Content Credentials as read back from its signed PNG
     (see ``app.provenance.read_credentials`` for the fields)."""
-    thread = services.get_thread(session, owner, thread_id)
-    services.get_version(thread, number)
-    return credentials(ctx, thread, number)
-
-
-@api_router.get("/shared/{token}/versions/{number}/credentials")
-def shared_version_credentials(token: str, number: int, ctx: ContextDep, session: SessionDep) -> dict:
-    """A shared version's Content Credentials, for link holders."""
-    thread = services.get_shared_thread(session, token)
-    services.get_version(thread, number)
-    return credentials(ctx, thread, number)
+    services.get_version(view.thread, number)
+    return credentials(ctx, view.thread, number)
 
 
 @api_router.get("/threads/{thread_id}/export", responses={200: {"content": {"application/zip": {}}}})
@@ -117,25 +112,19 @@ def export(thread_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep
                         headers={"Cache-Control": "no-store"}, background=BackgroundTask(os.unlink, path))
 
 
-def _timeline(ctx, thread: Thread) -> Response:
+@api_router.get("/threads/{thread_id}/timeline.webp", responses={200: {"content": {"image/webp": {}}}},
+                dependencies=THREAD_ID_PATH)
+@api_router.get("/shared/{token}/timeline.webp", responses={200: {"content": {"image/webp": {}}}},
+                dependencies=TOKEN_PATH, name="shared_timeline",
+                description="The shared thread's timeline, for link holders.")
+def timeline(view: ViewedThread, ctx: ContextDep) -> Response:
+    """An animated WebP of the head's lineage, one frame per version with
+    its instruction as a caption."""
     try:
-        data = archive.timeline_webp(ctx.store, thread, cached=True)
+        data = archive.timeline_webp(ctx.store, view.thread, cached=True)
     except FileNotFoundError:
         raise HTTPException(404, "An image of this thread is missing from storage.") from None
     return Response(data, media_type="image/webp", headers={"Cache-Control": "private, no-cache"})
-
-
-@api_router.get("/threads/{thread_id}/timeline.webp", responses={200: {"content": {"image/webp": {}}}})
-def timeline(thread_id: str, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> Response:
-    """An animated WebP of the head's lineage, one frame per version with
-    its instruction as a caption."""
-    return _timeline(ctx, services.get_thread(session, owner, thread_id))
-
-
-@api_router.get("/shared/{token}/timeline.webp", responses={200: {"content": {"image/webp": {}}}})
-def shared_timeline(token: str, ctx: ContextDep, session: SessionDep) -> Response:
-    """The shared thread's timeline, for link holders."""
-    return _timeline(ctx, services.get_shared_thread(session, token))
 
 
 IMPORT_ERRORS = {413: {"model": ErrorOut, "description": "the zip, an entry or all entries too large; a zip bomb"},
@@ -188,7 +177,7 @@ async def import_page(request: Request, ctx: ContextDep, owner: OwnerDep,
                 threads = services.list_threads(session, owner)
                 return pages.render(request, "home.html", {"threads": threads, "import_error": exc.message},
                                     block="import_thread", status=exc.status)
-            return pages.redirect(request, f"/t/{thread.id}")
+            return pages.redirect(request, thread_page(thread.id))
 
     if archive_file is not None and not archive_file.filename and archive_file.size == 0:
         archive_file = None
@@ -213,5 +202,6 @@ def provenance_page(thread_id: str, request: Request, session: SessionDep, owner
     from app import pages
 
     services.set_c2pa_instructions(session, owner, thread_id, include_instructions in ("1", "on", "true"))
-    target = f"/t/{thread_id}/versions/{version}" if version else f"/t/{thread_id}"
+    urls = Urls.owned(thread_id)
+    target = urls.version_page(version) if version else urls.page()
     return pages.redirect(request, target + "#credentials")

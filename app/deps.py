@@ -8,12 +8,16 @@ from typing import Annotated
 from fastapi import Depends, Request, UploadFile
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import services
 from app.config import Settings
+from app.db import read_snapshot
 from app.events import ThreadEvents
+from app.models import Thread
 from app.partials import PartialFrames
 from app.rate_limit import RateLimiter
 from app.services import Limits, TurnOptions, Upload
 from app.storage import BlobStore
+from app.urls import Urls
 from app.worker import TurnWorker
 
 #: Room for multipart boundaries and text fields on top of the files, bytes.
@@ -80,6 +84,111 @@ ContextDep = Annotated[AppContext, Depends(get_context)]
 SessionDep = Annotated[Session, Depends(get_session)]
 OwnerDep = Annotated[str, Depends(get_owner)]
 TurnLimit = Depends(count_turn)
+
+
+# ---------------------------------------------------------------- threads by path
+
+
+def owned_thread(thread_id: str, session: SessionDep, owner: OwnerDep) -> Thread:
+    """The caller's thread named by the path parameter ``thread_id``, its
+    turns and versions loaded (``services.get_thread``); NotFound (404) for
+    another owner's, a deleted or an unknown thread."""
+    return services.get_thread(session, owner, thread_id)
+
+
+def shared_thread(token: str, session: SessionDep) -> Thread:
+    """The thread behind the live share link named by the path parameter
+    ``token``, its turns and versions loaded (``services.get_shared_thread``);
+    NotFound (404) for an unknown or revoked token or a deleted thread."""
+    return services.get_shared_thread(session, token)
+
+
+OwnedThread = Annotated[Thread, Depends(owned_thread)]
+SharedThread = Annotated[Thread, Depends(shared_thread)]
+
+
+@dataclass(frozen=True)
+class ThreadView:
+    """A thread as one request sees it: by its owner (``share_token`` None)
+    or through a share link, with the matching :class:`app.urls.Urls`."""
+
+    thread: Thread
+    urls: Urls
+    share_token: str | None = None
+
+    @classmethod
+    def of(cls, thread: Thread, share_token: str | None = None) -> ThreadView:
+        """The owner's view of ``thread``, or with ``share_token`` a link holder's."""
+        return cls(thread, Urls.of(thread.id, share_token), share_token)
+
+    @property
+    def owner(self) -> bool:
+        """True when the caller owns the thread (not a share-link view)."""
+        return self.share_token is None
+
+
+def find_thread(request: Request, session: Session, *, rows_only: bool = False,
+                snapshot: bool = False) -> ThreadView:
+    """The thread the matched route's path names: ``{token}`` (a share
+    link, :func:`shared_thread`) or ``{thread_id}`` owned by the caller
+    (:func:`owned_thread`); NotFound (404) as they raise it. ``rows_only``
+    reads the thread's row alone (its turns and versions load when used);
+    ``snapshot`` first makes the session read one snapshot
+    (``app.db.read_snapshot``; for GETs only)."""
+    if snapshot:
+        read_snapshot(session)
+    params = request.path_params
+    if "token" in params:
+        token = params["token"]
+        thread = services.get_shared_row(session, token) if rows_only else shared_thread(token, session)
+        return ThreadView.of(thread, token)
+    owner, thread_id = get_owner(request), params["thread_id"]
+    thread = services.thread_row(session, owner, thread_id) if rows_only else owned_thread(thread_id, session, owner)
+    return ThreadView.of(thread)
+
+
+def viewed_thread(request: Request, session: SessionDep) -> ThreadView:
+    """:func:`find_thread`, turns and versions loaded (turns first)."""
+    return find_thread(request, session)
+
+
+def viewed_row(request: Request, session: SessionDep) -> ThreadView:
+    """:func:`find_thread`, the thread's row alone (image and attachment GETs)."""
+    return find_thread(request, session, rows_only=True)
+
+
+def viewed_snapshot(request: Request, session: SessionDep) -> ThreadView:
+    """:func:`find_thread` in one read snapshot, the row first (pages and
+    JSON that read several of the thread's tables)."""
+    return find_thread(request, session, rows_only=True, snapshot=True)
+
+
+def watched_thread(request: Request, ctx: ContextDep) -> ThreadView:
+    """:func:`find_thread` in a session of its own, closed before it
+    returns: for event streams, which must not hold a database session
+    while they last. The view's thread is detached (its row's columns only)."""
+    with ctx.sessions() as session:
+        return find_thread(request, session, rows_only=True)
+
+
+def _thread_id_path(thread_id: str) -> None:
+    """Declares the ``thread_id`` path parameter (OpenAPI, validation) of a
+    route whose thread dependency reads it from the matched path."""
+
+
+def _token_path(token: str) -> None:
+    """Declares the ``token`` path parameter, as :func:`_thread_id_path`."""
+
+
+#: Route dependencies: ``dependencies=THREAD_ID_PATH`` on ``/threads/{thread_id}/…``,
+#: ``TOKEN_PATH`` on ``/shared/{token}/…``, for a handler that serves both.
+THREAD_ID_PATH = [Depends(_thread_id_path)]
+TOKEN_PATH = [Depends(_token_path)]
+
+ViewedThread = Annotated[ThreadView, Depends(viewed_thread)]
+ViewedRow = Annotated[ThreadView, Depends(viewed_row)]
+ViewedSnapshot = Annotated[ThreadView, Depends(viewed_snapshot)]
+WatchedThread = Annotated[ThreadView, Depends(watched_thread)]
 
 
 def read_upload(upload: UploadFile | None, max_bytes: int) -> Upload | None:

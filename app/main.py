@@ -24,7 +24,8 @@ from app.deps import MAX_FILES_PER_REQUEST, MULTIPART_OVERHEAD, AppContext
 from app.http_limits import HeadAsGetMiddleware, RequestLimitsMiddleware, wants_json
 from app.rate_limit import RateLimiter
 from app.security import PublicURLMiddleware, SecurityMiddleware, load_secret_key, parse_public_url
-from app.services import InvalidInput, NotFound
+from app.imaging import ALLOWED_FORMATS
+from app.services import MAX_INSTRUCTION_CHARS, MAX_REFERENCES, MAX_TITLE_CHARS, InvalidInput, NotFound
 from app.storage import open_store
 from app.events import make_events
 from app.partials import make_partials
@@ -37,6 +38,15 @@ BUSY_RETRY_AFTER_SECONDS = 10
 log = logging.getLogger("retouch")
 #: Responses smaller than this many bytes are sent uncompressed (the headers would eat the gain).
 COMPRESS_MINIMUM_BYTES = 1024
+#: The server's fixed input limits, for templates (the Jinja global ``limits``): they render them as
+#: ``accept``/``maxlength``/``data-*`` attributes, which the front end (static/attachments.js) enforces,
+#: so no limit is copied into JavaScript. Per-instance limits (``max_upload_bytes``) come from settings.
+TEMPLATE_LIMITS = {
+    "max_references": MAX_REFERENCES,
+    "max_instruction_chars": MAX_INSTRUCTION_CHARS,
+    "max_title_chars": MAX_TITLE_CHARS,
+    "image_types": ",".join("image/" + f.lower() for f in ALLOWED_FORMATS),
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -89,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)  # /readyz, /metrics
     static_files = HashedStaticFiles(ROOT / "static")
     pages.templates.env.globals["static"] = static_files.url
+    pages.templates.env.globals["limits"] = TEMPLATE_LIMITS
     app.mount("/static", static_files, name="static")
     secret_key = load_secret_key(settings.secret_key, settings.data_dir)
     # Each add_middleware wraps the ones before it, so requests meet them bottom-up:

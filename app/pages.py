@@ -14,7 +14,6 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from jinja2_fragments.fastapi import Jinja2Blocks
 from sse_starlette import EventSourceResponse
-from starlette.concurrency import run_in_threadpool
 
 from app import services, version_tree
 from app.backends import get_backend, offered_backends
@@ -22,9 +21,22 @@ from app.thread_view import older_turns, thread_view
 from app.usage import cost_of
 from app.option_notes import option_notes
 from app.db import read_snapshot
-from app.deps import ContextDep, OwnerDep, SessionDep, TurnLimit, read_upload, turn_options
+from app.deps import (
+    ContextDep,
+    OwnerDep,
+    SessionDep,
+    ThreadView,
+    TurnLimit,
+    ViewedSnapshot,
+    ViewedThread,
+    WatchedThread,
+    read_upload,
+    turn_options,
+)
 from app.events import PING_SECONDS, changes
-from app.schemas import Urls, share_link_url, utc
+from app.schemas import utc
+from app.urls import Urls, share_link
+from app.urls import thread_page as thread_page_url
 
 ROOT = Path(__file__).resolve().parent.parent
 templates = Jinja2Blocks(directory=ROOT / "templates")
@@ -33,6 +45,8 @@ templates = Jinja2Blocks(directory=ROOT / "templates")
 templates.env.auto_reload = False
 templates.env.globals["utc"] = utc
 templates.env.globals["cost_of"] = cost_of
+# The owner's URLs of a thread by its id, for lists of threads (home page, sidebar): thread_urls(t.id).page()
+templates.env.globals["thread_urls"] = Urls.owned
 
 #: The cookie static/threads.js sets to the browser's IANA time zone, for the sidebar's date groups.
 TZ_COOKIE = "retouch_tz"
@@ -143,21 +157,21 @@ def version_labels(thread) -> dict[int, str]:
     return labels
 
 
-def thread_context(request: Request, ctx, thread, *, share_token: str | None = None) -> dict:
-    """Everything the thread templates need, for the owner (``share_token``
-    None) or for a share-link holder. Reads a bounded window of the thread
-    (``app/thread_view.py``), never its whole history."""
-    owner = share_token is None
+def thread_context(request: Request, ctx, seen: ThreadView) -> dict:
+    """Everything the thread templates need, for the owner or for a
+    share-link holder (``seen``): its ``urls`` (:class:`app.urls.Urls`) make
+    every link. Reads a bounded window of the thread (``app/thread_view.py``),
+    never its whole history."""
+    thread, owner = seen.thread, seen.owner
     live = thread.live_share if owner else None
     view = thread_view(object_session(thread), thread, prices=ctx.prices)
     return {
         "thread": thread,
         "view": view,
-        "urls": Urls(thread, share_token),
-        "base": f"/t/{thread.id}" if owner else f"/s/{share_token}",
+        "urls": seen.urls,
         "owner": owner,
-        "share_token": share_token,
-        "share_url": share_link_url(str(request.base_url), live.token) if live else None,
+        "share_token": seen.share_token,
+        "share_url": share_link(str(request.base_url), live.token) if live else None,
         "backend": ctx.backend,
         "head": view.head,
         "lanes": version_tree.lanes(view.tree),
@@ -274,7 +288,7 @@ def restore_thread(thread_id: str, request: Request, ctx: ContextDep, session: S
                    owner: OwnerDep) -> Response:
     """Undo: bring the thread back and open it (404 once the window has passed)."""
     services.restore_thread(session, owner, thread_id, ctx.settings.delete_undo_seconds)
-    return redirect(request, f"/t/{thread_id}")
+    return redirect(request, thread_page_url(thread_id))
 
 
 @router.get("/threads/list")
@@ -307,63 +321,60 @@ def create_thread(
         threads = services.list_threads(session, owner)
         return render(request, "home.html", {"threads": threads, "error": exc.message, "prompt": prompt,
                                              "title": title}, block="new_thread", status=exc.status)
-    return redirect(request, f"/t/{thread.id}")
+    return redirect(request, thread_page_url(thread.id))
 
 
 THREAD_BLOCKS = ("content", "live")
 
 
 @router.get("/t/{thread_id}")
-def thread_page(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> Response:
+def thread_page(view: ViewedSnapshot, request: Request, ctx: ContextDep, session: SessionDep,
+                owner: OwnerDep) -> Response:
     """The thread: version tree, conversation and composer. htmx gets the
     ``live`` block (polling) or the ``content`` block (navigation). Reads
     one snapshot, and only the newest turns and versions (``app/thread_view.py``)."""
-    read_snapshot(session)
-    thread = services.thread_row(session, owner, thread_id)
-    context = thread_context(request, ctx, thread)
+    context = thread_context(request, ctx, view)
     context["threads"] = services.list_threads(session, owner)
     return render(request, "thread.html", context, block="live", blocks=THREAD_BLOCKS)
 
 
 @router.get("/t/{thread_id}/turns")
-def earlier_turns(thread_id: str, before: int, request: Request, ctx: ContextDep, session: SessionDep,
-                  owner: OwnerDep) -> Response:
+@router.get("/s/{token}/turns")
+def earlier_turns(before: int, view: ViewedSnapshot, request: Request, ctx: ContextDep,
+                  session: SessionDep) -> Response:
     """The turns before turn ``before`` (its ``pk``), as list items for the
-    conversation, with a placeholder for the ones before them."""
-    read_snapshot(session)
-    return _earlier(request, ctx, session, services.thread_row(session, owner, thread_id), before, None)
+    conversation, with a placeholder for the ones before them; for the
+    owner or a link holder (one snapshot)."""
+    context = thread_context(request, ctx, view)
+    older = older_turns(session, view.thread, before)
+    context.update(view=older, turn_versions=older.turn_versions, version_labels=older.labels)
+    return render(request, "_earlier_turns.html", context, headers=viewer_headers(view))
 
 
 @router.get("/t/{thread_id}/tree")
-def all_versions(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep) -> Response:
+@router.get("/s/{token}/tree")
+def all_versions(view: ViewedThread, request: Request, ctx: ContextDep) -> Response:
     """The whole version tree (the page shows the newest versions only)."""
-    thread = services.get_thread(session, owner, thread_id)
-    return render(request, "_version_tree.html", full_tree(thread_context(request, ctx, thread)))
-
-
-def _earlier(request: Request, ctx, session, thread, before: int, share_token: str | None) -> Response:
-    context = thread_context(request, ctx, thread, share_token=share_token)
-    view = older_turns(session, thread, before)
-    context.update(view=view, turn_versions=view.turn_versions, version_labels=view.labels)
-    return render(request, "_earlier_turns.html", context, headers={} if share_token is None else SHARED_HEADERS)
+    return render(request, "_version_tree.html", full_tree(thread_context(request, ctx, view)),
+                  headers=viewer_headers(view))
 
 
 @router.get("/t/{thread_id}/versions/{number}")
-def version_page(thread_id: str, number: int, request: Request, ctx: ContextDep, session: SessionDep,
+@router.get("/s/{token}/versions/{number}")
+def version_page(number: int, view: ViewedThread, request: Request, ctx: ContextDep, session: SessionDep,
                  owner: OwnerDep) -> Response:
-    """One version large, with Continue from here, Download and Compare."""
-    thread = services.get_thread(session, owner, thread_id)
-    return _version(request, ctx, thread_context(request, ctx, thread), number,
-                    threads=services.list_threads(session, owner))
+    """One version large, with Continue from here (owner), Download and Compare."""
+    threads = services.list_threads(session, owner) if view.owner else None
+    return _version(request, ctx, thread_context(request, ctx, view), number, threads=threads)
 
 
 @router.get("/t/{thread_id}/compare")
-def compare_page(thread_id: str, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep,
+@router.get("/s/{token}/compare")
+def compare_page(view: ViewedThread, request: Request, ctx: ContextDep, session: SessionDep, owner: OwnerDep,
                  before: int | None = None, after: int | None = None) -> Response:
     """A before/after slider between two versions (default: the head and its parent)."""
-    thread = services.get_thread(session, owner, thread_id)
-    return _compare(request, thread_context(request, ctx, thread), before, after,
-                    threads=services.list_threads(session, owner))
+    threads = services.list_threads(session, owner) if view.owner else None
+    return _compare(request, thread_context(request, ctx, view), before, after, threads=threads)
 
 
 @router.post("/t/{thread_id}/turns", dependencies=[TurnLimit])
@@ -433,8 +444,8 @@ def edit_and_resend(thread_id: str, turn_id: str, request: Request, ctx: Context
 
 
 @router.get("/t/{thread_id}/turns/{turn_id}")
-def one_turn(thread_id: str, turn_id: str, request: Request, ctx: ContextDep, session: SessionDep,
-             owner: OwnerDep, edit: bool = False) -> Response:
+def one_turn(turn_id: str, view: ViewedSnapshot, request: Request, ctx: ContextDep, session: SessionDep,
+             edit: bool = False) -> Response:
     """One turn of the conversation, as its list item; with ``?edit=1`` its
     instruction bubble is a form to edit and send it again (the Edit button
     swaps this in; Cancel or Escape swaps the plain turn back)."""
@@ -442,12 +453,11 @@ def one_turn(thread_id: str, turn_id: str, request: Request, ctx: ContextDep, se
 
     from app.models import Turn, Version
 
-    read_snapshot(session)
-    thread = services.thread_row(session, owner, thread_id)
+    thread = view.thread
     turn = session.scalar(select(Turn).where(Turn.id == turn_id, Turn.thread_id == thread.id))
     if turn is None:
         raise services.NotFound("There is no such turn in this thread.")
-    context = thread_context(request, ctx, thread)
+    context = thread_context(request, ctx, view)
     version = session.scalar(select(Version).where(Version.thread_id == thread.id, Version.turn_id == turn.id))
     context.update(turn=turn, turn_versions={turn.id: version} if version is not None else {},
                    editing=edit and turn.kind in ("generate", "edit"))
@@ -461,7 +471,7 @@ def rename(thread_id: str, request: Request, session: SessionDep, owner: OwnerDe
     """Rename; htmx gets the sidebar back (out of band) so it shows the new title."""
     thread = services.rename(session, owner, thread_id, title)
     if not is_htmx(request):
-        return redirect(request, f"/t/{thread_id}")
+        return redirect(request, thread_page_url(thread_id))
     context = {"threads": services.list_threads(session, owner), "thread": thread, "oob": True}
     return templates.TemplateResponse(request, "_thread_list.html", context,
                                       headers={"Vary": "HX-Request", "Cache-Control": "no-store"})
@@ -481,20 +491,20 @@ def revoke(thread_id: str, request: Request, ctx: ContextDep, session: SessionDe
 
 def _share_panel(request: Request, ctx, session, owner: str, thread_id: str) -> Response:
     if not is_htmx(request):
-        return redirect(request, f"/t/{thread_id}#share")
+        return redirect(request, thread_page_url(thread_id) + "#share")
     thread = services.get_thread(session, owner, thread_id)
     session.refresh(thread)
-    return render(request, "thread.html", thread_context(request, ctx, thread), block="share_panel")
+    return render(request, "thread.html", thread_context(request, ctx, ThreadView.of(thread)), block="share_panel")
 
 
 def _after_change(request: Request, ctx, session, owner: str, thread_id: str) -> Response:
     if not is_htmx(request):
-        return redirect(request, f"/t/{thread_id}")
+        return redirect(request, thread_page_url(thread_id))
     session.commit()  # end the write; the page reads a fresh snapshot
     read_snapshot(session)
     thread = services.thread_row(session, owner, thread_id)
     session.refresh(thread)
-    context = thread_context(request, ctx, thread)
+    context = thread_context(request, ctx, ThreadView.of(thread))
     context["threads"] = services.list_threads(session, owner)
     return render(request, "thread.html", context, block="live", blocks=THREAD_BLOCKS)
 
@@ -532,6 +542,12 @@ def _compare(request: Request, context: dict, before: int | None, after: int | N
 SHARED_HEADERS = {"X-Robots-Tag": "noindex", "Referrer-Policy": "no-referrer"}
 
 
+def viewer_headers(view: ThreadView) -> dict:
+    """The headers a thread response adds for its viewer: none for the
+    owner, :data:`SHARED_HEADERS` for a share-link holder."""
+    return {} if view.owner else SHARED_HEADERS
+
+
 def full_tree(context: dict) -> dict:
     """Put every version of the thread into ``context``'s tree and labels
     (pages that pick any version: the version page, compare, "all versions")."""
@@ -542,11 +558,10 @@ def full_tree(context: dict) -> dict:
 
 
 @router.get("/s/{token}")
-def shared_page(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
-    """The read-only shared thread, with a Fork button."""
-    read_snapshot(session)
-    thread = services.get_shared_row(session, token)
-    context = thread_context(request, ctx, thread, share_token=token)
+def shared_page(view: ViewedSnapshot, request: Request, ctx: ContextDep) -> Response:
+    """The read-only shared thread, with a Fork button (one snapshot)."""
+    thread = view.thread
+    context = thread_context(request, ctx, view)
     if thread.head_version is not None:
         from app.archive_routes import credentials  # the head's, read back from its signed PNG
 
@@ -554,70 +569,22 @@ def shared_page(token: str, request: Request, ctx: ContextDep, session: SessionD
     return render(request, "shared.html", context, block="live", blocks=THREAD_BLOCKS, headers=SHARED_HEADERS)
 
 
-@router.get("/s/{token}/turns")
-def shared_earlier_turns(token: str, before: int, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
-    """A shared thread's turns before turn ``before``, for link holders."""
-    read_snapshot(session)
-    return _earlier(request, ctx, session, services.get_shared_row(session, token), before, token)
-
-
-@router.get("/s/{token}/tree")
-def shared_all_versions(token: str, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
-    """A shared thread's whole version tree, for link holders."""
-    thread = services.get_shared_thread(session, token)
-    context = full_tree(thread_context(request, ctx, thread, share_token=token))
-    return render(request, "_version_tree.html", context, headers=SHARED_HEADERS)
-
-
-@router.get("/s/{token}/versions/{number}")
-def shared_version_page(token: str, number: int, request: Request, ctx: ContextDep, session: SessionDep) -> Response:
-    thread = services.get_shared_thread(session, token)
-    return _version(request, ctx, thread_context(request, ctx, thread, share_token=token), number)
-
-
-@router.get("/s/{token}/compare")
-def shared_compare_page(token: str, request: Request, ctx: ContextDep, session: SessionDep,
-                        before: int | None = None, after: int | None = None) -> Response:
-    thread = services.get_shared_thread(session, token)
-    return _compare(request, thread_context(request, ctx, thread, share_token=token), before, after)
-
-
-def _owned_thread_id(ctx, owner: str, thread_id: str) -> str:
-    with ctx.sessions() as session:
-        return services.get_thread(session, owner, thread_id).id
-
-
-def _shared_thread_id(ctx, token: str) -> str:
-    with ctx.sessions() as session:
-        return services.get_shared_thread(session, token).id
-
-
-def _event_stream(ctx, thread_id: str, headers: dict | None = None) -> EventSourceResponse:
-    """Server-sent events (WHATWG HTML §9.2): ``ready`` once connected, then
-    ``changed`` whenever the thread changes; a ping comment every
-    ``PING_SECONDS`` seconds keeps proxies from closing the stream."""
-    shutdown = anyio.Event()  # sse-starlette sets it when the server stops; the stream then ends cleanly
-    return EventSourceResponse(changes(ctx.events, thread_id, shutdown), ping=PING_SECONDS,
-                               shutdown_event=shutdown, shutdown_grace_period=2,
-                               headers={"Cache-Control": "no-store", **(headers or {})})
-
-
 @router.get("/t/{thread_id}/events")
-async def thread_events(thread_id: str, ctx: ContextDep, owner: OwnerDep) -> EventSourceResponse:
-    """Live updates for an open thread page (404 for threads the caller
-    does not own). The session is closed before the stream starts."""
-    await run_in_threadpool(_owned_thread_id, ctx, owner, thread_id)
-    return _event_stream(ctx, thread_id)
-
-
 @router.get("/s/{token}/events")
-async def shared_events(token: str, ctx: ContextDep) -> EventSourceResponse:
-    """Live updates for a shared page (404 once the link is revoked)."""
-    thread_id = await run_in_threadpool(_shared_thread_id, ctx, token)
-    return _event_stream(ctx, thread_id, SHARED_HEADERS)
+async def thread_events(view: WatchedThread, ctx: ContextDep) -> EventSourceResponse:
+    """Server-sent events (WHATWG HTML §9.2) for an open thread page, the
+    owner's or a shared one (404 for threads the caller does not own, and
+    once a share link is revoked): ``ready`` once connected, then ``changed``
+    whenever the thread changes; a ping comment every ``PING_SECONDS``
+    seconds keeps proxies from closing the stream. The lookup's session is
+    closed before the stream starts (``app.deps.watched_thread``)."""
+    shutdown = anyio.Event()  # sse-starlette sets it when the server stops; the stream then ends cleanly
+    return EventSourceResponse(changes(ctx.events, view.thread.id, shutdown), ping=PING_SECONDS,
+                               shutdown_event=shutdown, shutdown_grace_period=2,
+                               headers={"Cache-Control": "no-store", **viewer_headers(view)})
 
 
 @router.post("/s/{token}/fork", dependencies=[TurnLimit])
 def fork(token: str, request: Request, session: SessionDep, owner: OwnerDep) -> Response:
     thread = services.fork(session, owner, token)
-    return redirect(request, f"/t/{thread.id}")
+    return redirect(request, thread_page_url(thread.id))

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from app.models import Thread, Turn, Version
+from app.urls import Urls, share_link
 from app.usage import cost_of
 
 
@@ -129,7 +130,7 @@ class CreateThreadJSON(BaseModel):
 
 
 class RevertIn(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, strict=True, description="a JSON integer (true or \"2\" is refused)")
 
 
 class EditTurnIn(BaseModel):
@@ -147,35 +148,6 @@ def utc(dt: datetime | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-class Urls:
-    """Where a thread's images are served: to the owner under
-    ``/api/v1/threads/{id}``, to link holders under ``/api/v1/shared/{token}``."""
-
-    def __init__(self, thread: Thread, share_token: str | None = None) -> None:
-        if share_token:
-            self.prefix = f"/api/v1/shared/{share_token}"
-        else:
-            self.prefix = f"/api/v1/threads/{thread.id}"
-
-    def image(self, number: int) -> str:
-        return f"{self.prefix}/versions/{number}/image"
-
-    def thumbnail(self, number: int) -> str:
-        return f"{self.image(number)}?size=thumb"
-
-    def preview(self, number: int, width: int = 512) -> str:
-        """A WebP preview at most ``width`` (512 or 1024) pixels on its long side."""
-        return f"{self.image(number)}?size={width}"
-
-    def attachment(self, turn_id: str, name: str) -> str:
-        """A turn's ``mask``, ``markup`` or ``reference-N`` (N from 1)."""
-        return f"{self.prefix}/turns/{turn_id}/attachments/{name}"
-
-    def partial(self, turn_id: str, index: int) -> str:
-        """A running turn's newest partial image (``index`` makes each frame's URL new)."""
-        return f"{self.prefix}/turns/{turn_id}/partial?i={index}"
-
-
 def version_out(v: Version, urls: Urls) -> VersionOut:
     return VersionOut(number=v.number, parent=v.parent, width=v.width, height=v.height, sha256=v.sha256,
                       image_url=urls.image(v.number), thumbnail_url=urls.thumbnail(v.number),
@@ -190,7 +162,7 @@ def turn_out(t: Turn, *, owner: bool = True, urls: Urls | None = None, partials=
     the turn's result version when the caller has it (None: it has none);
     by default it is read, for ``notes``."""
     frame = partials.get(t.id) if partials is not None and t.pending else None
-    urls = urls or Urls(t.thread)
+    urls = urls or Urls.owned(t.thread_id)
     return TurnOut(
         id=t.id, thread_id=t.thread_id, kind=t.kind, instruction=t.instruction, status=t.status,
         message=t.message, error=t.error, base_version=t.base_version, pinned_base=bool(t.pinned_base),
@@ -235,7 +207,7 @@ def thread_out(thread: Thread, *, base_url: str, share_token: str | None = None,
     """The Thread as JSON. With ``share_token`` it is the read-only view:
     image URLs go through the share link and owner-only fields are left out.
     ``base_url`` (ending in ``/``) makes the absolute ``share_url``."""
-    urls = Urls(thread, share_token)
+    urls = Urls.of(thread.id, share_token)
     owner = share_token is None
     live = thread.live_share if owner else None
     numbered = {v.number: v for v in thread.versions}
@@ -245,17 +217,13 @@ def thread_out(thread: Thread, *, base_url: str, share_token: str | None = None,
         versions=[version_out(v, urls) for v in thread.versions],
         turns=[turn_out(t, owner=owner, urls=urls, partials=partials, prices=prices,
                         version=numbered.get(t.result_version)) for t in thread.turns],
-        share_url=share_link_url(base_url, live.token) if live else None,
+        share_url=share_link(base_url, live.token) if live else None,
         forked_from=thread.forked_from if owner else None,
     )
 
 
-def share_link_url(base_url: str, token: str) -> str:
-    return f"{base_url.rstrip('/')}/s/{token}"
-
-
 def thread_summary(thread: Thread) -> ThreadSummary:
-    urls = Urls(thread)
+    urls = Urls.owned(thread.id)
     return ThreadSummary(id=thread.id, title=thread.title, created_at=utc(thread.created_at),
                          updated_at=utc(thread.updated_at), head_version=thread.head_version,
                          thumbnail_url=urls.thumbnail(thread.head_version) if thread.head_version else None)

@@ -146,23 +146,16 @@ def thread_row(session: Session, owner_id: str, thread_id: str) -> Thread:
 MAX_VERSION_NUMBER = 2**31 - 1
 
 
-def find_version(session: Session, owner_id: str | None, thread_id: str | None, number: int, *,
-                 token: str | None = None) -> tuple[Thread, Version]:
-    """Version ``number`` of a thread and the thread, in one indexed query
-    (``versions`` is unique on (thread_id, number)), without loading the
-    thread's other versions or turns: what image GETs need. The thread is
-    ``thread_id`` owned by ``owner_id``, or with ``token`` the one behind
-    that live share link. Raises NotFound."""
-    if token is not None:
-        thread = get_shared_row(session, token)
-    else:
-        thread = thread_row(session, owner_id or "", thread_id or "")
+def find_version(session: Session, thread: Thread, number: int) -> Version:
+    """Version ``number`` of ``thread``, in one indexed query (``versions``
+    is unique on (thread_id, number)), without loading the thread's other
+    versions or turns: what image GETs need. Raises NotFound."""
     version = None
     if 1 <= number <= MAX_VERSION_NUMBER:  # a larger number overflows the column's integer type
         version = session.scalar(select(Version).where(Version.thread_id == thread.id, Version.number == number))
     if version is None:
         raise NotFound(f"Version {number} does not exist in this thread.")
-    return thread, version
+    return version
 
 
 def find_attachment(session: Session, thread: Thread, turn_id: str, name: str) -> str:

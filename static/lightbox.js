@@ -3,9 +3,12 @@
 // version's full PNG, its preview shown while the PNG loads. A click with a modifier key, or a middle
 // click, is left to the link (new tab, htmx navigation).
 //
-// Versions: every [data-lightbox] element on the page (the links above, and the version tree's nodes,
-// data-lightbox="list", which keep navigating when clicked) inside or on an element with data-version is
-// one version; the server renders its full-image URL, preview, download URL, size and caption as
+// The version tree's nodes (data-lightbox="list") open it the same way: a plain click or Enter shows that
+// version here, while the node's href (the version page) still serves a middle click, a new tab and a
+// page without JavaScript; the lightbox's "Version page" link then goes there (revert, branch, compare).
+//
+// Versions: every [data-lightbox] element on the page (the links above, and the version tree's nodes)
+// inside or on an element with data-version is one version; the server renders its full-image URL, preview, download URL, size and caption as
 // data-lightbox-* attributes. ← / → and the on-screen buttons step through them in version order; at
 // the first and last version the button is disabled and the key only says so (no wrap-around).
 // The list is read again at each step, so versions that arrive while it is open are included.
@@ -29,6 +32,7 @@
     var prev = state;
     state = {
       opener: null,       // the link that opened it (focus returns there)
+      openerKind: "open", // its data-lightbox ("open", or "list" for a version tree node)
       openerVersion: null,
       version: null,      // the version shown
       w: 1, h: 1,         // its size in pixels
@@ -149,6 +153,12 @@
 
   // ------------------------------------------------------------ showing a version
 
+  // The version tree's node of version ``n`` (its href is the version page), or null.
+  function treeNode(n) {
+    return document.querySelector('#version-tree a.version-node[data-version="' + n + '"][href]');
+  }
+  var passThrough = null;  // a tree node clicked on purpose to navigate (the "Version page" link)
+
   function say(text) { el("lightbox-status").textContent = text; }
 
   function show(entry) {
@@ -167,6 +177,14 @@
     download.href = entry.download;
     download.setAttribute("aria-label", "Download version " + entry.n + " (PNG)");
     dlg.setAttribute("data-version", String(entry.n));
+    var page = el("lightbox-page"), node = treeNode(entry.n);
+    if (page) {
+      page.hidden = !node;
+      if (node) {
+        page.href = node.getAttribute("href");
+        page.title = "Open version " + entry.n + "'s page: continue from it, compare it, branch from it";
+      } else page.removeAttribute("href");
+    }
 
     syncNav();
 
@@ -234,6 +252,7 @@
     var n = versionOf(link);
     if (n === null || !link.getAttribute("data-lightbox-full")) return false;
     state.opener = link;
+    state.openerKind = link.getAttribute("data-lightbox") === "list" ? "list" : "open";
     state.openerVersion = n;
     state.version = null;
     state.mode = "fit";
@@ -249,11 +268,13 @@
 
   // ------------------------------------------------------------ wiring
 
-  // Clicks on image links: capture phase, so htmx's own click handler on the link never sees them.
+  // Clicks on image links and version tree nodes: capture phase, so htmx's own click handler on the
+  // link never sees them.
   document.addEventListener("click", function (evt) {
     if (evt.defaultPrevented || evt.button !== 0 || evt.ctrlKey || evt.metaKey || evt.shiftKey || evt.altKey) return;
-    var link = evt.target.closest ? evt.target.closest('a[data-lightbox="open"]') : null;
+    var link = evt.target.closest ? evt.target.closest('a[data-lightbox="open"], a[data-lightbox="list"]') : null;
     if (!link || !el("lightbox")) return;
+    if (link === passThrough) { passThrough = null; return; }  // navigate (htmx), as asked
     if (open(link)) {
       evt.preventDefault();
       evt.stopPropagation();
@@ -261,8 +282,22 @@
   }, true);
 
   document.addEventListener("click", function (evt) {
-    var t = evt.target.closest ? evt.target.closest("#lightbox-prev, #lightbox-next, #lightbox-zoom, #lightbox-close") : null;
+    var t = evt.target.closest ? evt.target.closest("#lightbox-prev, #lightbox-next, #lightbox-zoom, #lightbox-close, #lightbox-page") : null;
     if (!t) return;
+    if (t.id === "lightbox-page") {
+      // A plain click: close and go to the version page the way its tree node does (htmx, pushed URL).
+      // A middle click or a modified one opens the href in a new tab, as links do.
+      if (evt.button !== 0 || evt.ctrlKey || evt.metaKey || evt.shiftKey || evt.altKey) return;
+      var node = treeNode(state.version);
+      if (!node) return;
+      evt.preventDefault();
+      state.opener = null;  // the page changes: no focus to return
+      close();
+      passThrough = node;
+      node.click();
+      passThrough = null;
+      return;
+    }
     if (t.id === "lightbox-prev") step(-1);
     else if (t.id === "lightbox-next") step(1);
     else if (t.id === "lightbox-zoom") toggle();
@@ -398,7 +433,7 @@
       if (opener && !document.contains(opener) && state.openerVersion !== null) {
         // the live conversation was redrawn while it was open: the same version's new link
         opener = null;
-        Array.prototype.some.call(document.querySelectorAll('a[data-lightbox="open"]'), function (a) {
+        Array.prototype.some.call(document.querySelectorAll('a[data-lightbox="' + state.openerKind + '"]'), function (a) {
           if (versionOf(a) === state.openerVersion) { opener = a; return true; }
           return false;
         });

@@ -3,7 +3,16 @@
    the existing new-thread form with it. No inline script (CSP). */
 (function () {
   "use strict";
-  var TYPES = ["image/jpeg", "image/png", "image/webp"];
+  // The accepted types and the byte limit are the server's, rendered on #home-drop-input
+  // (accept, data-max-bytes; templates/home.html).
+  function accepted() {
+    var input = $("#home-drop-input") || $("#image");
+    return input ? (input.getAttribute("accept") || "").split(",").map(function (t) { return t.trim(); }).filter(Boolean) : [];
+  }
+  function maxBytes() {
+    var input = $("#home-drop-input") || $("#image");
+    return input ? parseInt(input.getAttribute("data-max-bytes"), 10) || 0 : 0;
+  }
 
   function $(sel) { return document.querySelector(sel); }
 
@@ -35,8 +44,15 @@
   function start(file) {
     var form = $("#new-thread"), photo = $("#image");
     if (!form || !photo || !file) return;
-    if (TYPES.indexOf(file.type) < 0) {
+    var types = accepted();
+    if (types.length && types.indexOf(file.type) < 0) {
       say("That file is not a JPEG, PNG or WebP image. Choose another.");
+      return;
+    }
+    var limit = maxBytes();
+    if (limit && file.size > limit) {
+      say("That image is larger than " + (limit < 1048576 ? Math.max(1, Math.round(limit / 1024)) + " KB"
+          : Math.round(limit / 1048576 * 10) / 10 + " MB") + ". Choose a smaller one.");
       return;
     }
     var dt = new DataTransfer();

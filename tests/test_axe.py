@@ -25,6 +25,7 @@ from tests.test_browser import (  # noqa: F401 - fixtures
     shot,
     submit,
     version_figure,
+    open_version_page,
     version_node,
 )
 
@@ -168,7 +169,7 @@ def test_every_page_state_in_light_and_dark(browser, server, gated, photo):
 
         page.goto(f"/t/{tid}")
         busy_false(page)
-        version_node(page, 2).click()
+        open_version_page(page, 2)
         page.wait_for_url(re.compile(rf"/t/{tid}/versions/2$"))
         sweep.check(page, "version page")
 

@@ -322,6 +322,15 @@ def version_node(page: Page, n: int):
     return page.locator(f'nav#version-tree a.version-node[data-version="{n}"]')
 
 
+def open_version_page(page: Page, n: int) -> None:
+    """Go to version ``n``'s page the way a person does: a click on its tree node opens the lightbox
+    (static/lightbox.js), whose "Version page" link navigates (htmx, pushed URL)."""
+    version_node(page, n).click()
+    expect(page.locator("dialog#lightbox")).to_have_attribute("data-version", str(n))
+    page.locator("dialog#lightbox a#lightbox-page").click()
+    expect(page.locator("dialog#lightbox")).not_to_be_visible()
+
+
 def set_marker(page: Page) -> None:
     page.evaluate("window.__marker = 1")
 
@@ -379,10 +388,10 @@ def test_three_edits_arrive_without_reload(ui, photo):
     """Flows 2 and 3: three instructions, each result appears by itself,
     pending bubble first, and the page never reloads."""
     page = ui.page()
+    streams = []  # the open page listens to the thread's server-sent events (static/live.js)
+    page.on("request", lambda r: r.url.endswith("/events") and streams.append((r.url, r.resource_type)))
     tid = new_thread(page, photo)
     set_marker(page)
-    streams = []  # the page listens to the thread's server-sent events while a turn is pending
-    page.on("request", lambda r: r.url.endswith(f"/t/{tid}/events") and streams.append(r.resource_type))
     instructions = ["make it black and white", "increase the contrast", "rotate it 90 degrees clockwise"]
     saw_pending = False
     for i, instruction in enumerate(instructions):
@@ -398,7 +407,8 @@ def test_three_edits_arrive_without_reload(ui, photo):
         expect(last.locator(f'figure.version[data-version="{n}"]')).to_be_visible()
         assert_marker(page)
     assert saw_pending, "no pending bubble (.bubble.assistant .pending .elapsed) was ever shown"
-    assert streams and set(streams) == {"eventsource"}, streams
+    # One stream, opened with the page and kept open through all three turns.
+    assert [(u.rsplit("/", 3)[-3:], t) for u, t in streams] == [(["t", tid, "events"], "eventsource")], streams
     shot(page, "04-three-turns-done")
 
     thread = api_thread(page, tid)
@@ -462,7 +472,7 @@ def test_viewer_history_revert_and_branch(ui, photo):
     send(page, tid, "make it black and white")
     send(page, tid, "increase the contrast")
 
-    version_node(page, 1).click()
+    open_version_page(page, 1)
     page.wait_for_url(re.compile(rf"/t/{tid}/versions/1$"))
     expect(page.locator("section#viewer")).to_be_visible()
     expect_loaded(page.locator("section#viewer img#viewer-image"))
@@ -652,7 +662,7 @@ def test_compare_two_versions(ui, photo):
     send(page, tid, "make it black and white")
     send(page, tid, "make it look like an oil painting")
 
-    version_node(page, 3).click()
+    open_version_page(page, 3)
     page.wait_for_url(re.compile(rf"/t/{tid}/versions/3$"))
     link = page.locator("a#compare-link")
     expect(link).to_have_text(re.compile(r"Compare with version 2"))
@@ -853,7 +863,7 @@ def test_inline_title_edit(ui, photo):
     expect(page.locator("input#thread-title")).to_have_value("Sunny house by the hill")
     expect(page.locator("h1#thread-heading")).to_have_text("Sunny house by the hill")
 
-    version_node(page, 1).click()
+    open_version_page(page, 1)
     page.wait_for_url(re.compile(rf"/t/{tid}/versions/1$"))
     with page.expect_download() as info:
         page.locator("a#download").click()

@@ -27,6 +27,7 @@ from tests.test_browser import (  # noqa: F401 (fixtures)
     expect_version,
     new_thread,
     next_version,
+    open_version_page,
     photo,
     serve,
     set_marker,
@@ -341,7 +342,7 @@ def test_focus_on_open_shortcuts_and_title(ui, photo):
 
     # Back from a version page (in-app navigation): the thread opens at its newest turn again,
     # with the composer focused.
-    page.locator('nav#version-tree a.version-node[data-version="1"]').click()
+    open_version_page(page, 1)
     page.wait_for_url(re.compile(rf"/t/{tid}/versions/1$"))
     page.locator("a#back-to-thread").click()
     page.wait_for_url(re.compile(rf"/t/{tid}$"))

@@ -1,0 +1,115 @@
+// Live updates of a thread page (and a shared page): the parts that change while turns run
+// (#live, templates/_live.html) are fetched again through #live-refresh when the thread changes.
+//
+// While the page is visible it keeps one EventSource on the thread's server-sent events (the
+// .thread-page's data-events; app/events.py): "changed" refetches the live block, so a turn queued
+// from another device or the JSON API appears, runs and finishes without a reload. "ready" (sent
+// once connected) refetches too, except on the page's first connection while nothing is pending
+// (the page was just rendered). A hidden tab closes the stream (browsers allow six HTTP/1.1
+// connections per server, shared by all tabs) and refetches when it is shown again. While a turn is
+// pending, the live block also polls every 5 s (hx-trigger in templates/_live.html), in case the
+// stream is down.
+//
+// Also here: the earlier turns load when their placeholder scrolls into view, and the elapsed time
+// of a pending turn ticks. reset() closes the stream (a new main column opens its own).
+(function () {
+  "use strict";
+
+  var source = null, sourceUrl = "", connected = false;
+
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function $all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+
+  function busy() { return !!$("#conversation[aria-busy=true]"); }
+
+  function refresh() {
+    var trigger = $("#live-refresh");
+    if (trigger && window.htmx) window.htmx.trigger(trigger, "refresh");
+  }
+
+  function close() {
+    if (source) source.close();
+    source = null;
+    connected = false;
+  }
+
+  // Open the stream when the page has one and is visible; close it otherwise. True when it opened now.
+  function sync() {
+    var page = $(".thread-page[data-events]");
+    var url = page ? page.getAttribute("data-events") : "";
+    var want = !!url && !document.hidden;
+    if (source && (!want || url !== sourceUrl)) close();
+    if (!want || source) return false;
+    sourceUrl = url;
+    source = new EventSource(url);
+    var first = true;
+    source.addEventListener("ready", function () {
+      connected = true;
+      // A change may have come while connecting; the first connection of a freshly rendered, idle
+      // page has nothing to catch up with.
+      if (!first || busy()) refresh();
+      first = false;
+    });
+    source.addEventListener("changed", refresh);
+    source.addEventListener("error", function () { connected = false; });
+    return true;
+  }
+
+  function reset() {
+    close();
+    sourceUrl = "";
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    var opened = sync();
+    if (opened) refresh();  // shown again: catch up with what changed while hidden
+  });
+
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    if (evt.detail.target && evt.detail.target.id === "content") reset();
+    sync();
+    tick();
+  });
+
+  // ------------------------------------------------------------ earlier turns
+  // A thread page shows its newest turns; the placeholder above them loads the earlier ones when it
+  // scrolls into view. Watched only after the page has opened at its newest turn, so opening a long
+  // thread does not load its history at once.
+  var olderObserver = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      if (!e.isIntersecting) return;
+      olderObserver.unobserve(e.target);
+      window.htmx.trigger(e.target, "load-older");
+    });
+  }) : null;
+  function watchOlderTurns(root) {
+    if (!olderObserver || !root.querySelectorAll) return;
+    root.querySelectorAll("li.older-turns button").forEach(function (b) { olderObserver.observe(b); });
+  }
+  document.addEventListener("htmx:load", function (evt) { watchOlderTurns(evt.target); });
+
+  // ------------------------------------------------------------ elapsed time
+  function tick() {
+    var now = Date.now();
+    $all(".elapsed[data-since]").forEach(function (el) {
+      var since = Date.parse(el.getAttribute("data-since"));
+      if (isNaN(since)) return;
+      var s = Math.max(0, Math.round((now - since) / 1000));
+      el.textContent = s < 60 ? s + " s" : Math.floor(s / 60) + " min " + (s % 60) + " s";
+    });
+  }
+  setInterval(tick, 1000);
+
+  document.addEventListener("DOMContentLoaded", function () {
+    tick();
+    sync();
+    // (static/scroll.js opens a thread at its newest turn.)
+    watchOlderTurns(document);
+  });
+
+  window.Retouch = window.Retouch || {};
+  window.Retouch.live = {
+    reset: reset, sync: sync, refresh: refresh,
+    state: function () { return source ? (connected ? "open" : "connecting") : "closed"; }
+  };
+})();
