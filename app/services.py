@@ -815,8 +815,10 @@ def delete_thread(session: Session, owner_id: str, thread_id: str) -> Thread:
     thread = thread_row(session, owner_id, thread_id)
     thread.deleted_at = utcnow()
     session.commit()  # gone everywhere from here on; no new turn can be queued on it
+    # Newest first: each cancel commits, and a queued turn left for later could be claimed (and
+    # stopped with another message) the moment the running turn before it is cancelled.
     pending = list(session.scalars(select(Turn).where(Turn.thread_id == thread.id,
-                                                      Turn.status.in_(PENDING_STATUSES))))
+                                                      Turn.status.in_(PENDING_STATUSES)).order_by(Turn.pk.desc())))
     for turn in pending:
         turns.cancel(session, turn, STOPPED_BY_DELETE)  # a turn that ended meanwhile is left as it ended
     return thread
