@@ -250,8 +250,14 @@ def test_sigkill_with_turns_in_flight(tmp_path):
             ids[instruction] = queue(client, tid, instruction)
 
     # Round 1: two turns finished, two sleeping, eight queued.
-    wait_until(lambda: sum(e == "done" for e, _ in server.slow_events()) >= 2
-               and safe_to_kill(server, client, ids, fresh, slow), 30, "a safe moment to kill (1)")
+    def two_done_two_sleeping() -> bool:
+        events = server.slow_events()
+        started = sum(e == "start" for e, _ in events)
+        done = sum(e == "done" for e, _ in events)
+        return done == 2 and started - done == 2  # both workers mid-run, not between two runs
+
+    wait_until(lambda: two_done_two_sleeping() and safe_to_kill(server, client, ids, fresh, slow), 30,
+               "a safe moment to kill (1)")
     events = server.slow_events()
     interrupted_once = [i for i in ids if events.count(("start", i)) > events.count(("done", i))]
     in_flight = sum(1 for tid in threads for t in client.get(f"/api/v1/threads/{tid}").json()["turns"]
