@@ -3,6 +3,8 @@ with the machine, the date and the commit.
 
 Each figure is a ratio against a reference measured in the same run:
 HTTP endpoints against hello-world FastAPI (``bench/bench_http.py``, wrk),
+the bytes a page receives on first load, repeat load and per finished turn
+against the issue's targets (``bench/bench_page_bytes.py``, Chromium),
 turn overhead against the direct backend call and storing against the PNG
 encode (``bench/bench_turn.py``), local operations against their budgets
 (``bench/bench_local.py``), then the load test (``bench/load_test.py``, 50
@@ -21,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import bench_http, bench_turn  # noqa: E402
+from bench import bench_http, bench_page_bytes, bench_turn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +44,9 @@ def main() -> int:
     sections = []
     http = bench_http.run()
     sections += ["## HTTP, against hello-world FastAPI (wrk, medians of 3 rounds)", "", bench_http.table(http), ""]
+    print(sections[-2], flush=True)
+    page_bytes = bench_page_bytes.run()
+    sections += ["## Bytes a page receives (Chromium)", "", bench_page_bytes.table(page_bytes), ""]
     print(sections[-2], flush=True)
     turn = bench_turn.run()
     sections += ["## Turns, against the direct backend call and the PNG encode", "", bench_turn.table(turn), ""]

@@ -85,13 +85,9 @@
   function follow(state) {
     var m = parts();
     if (!state || state.getAttribute("data-has-head") !== "true") { close(); return; }
-    if (m.img && m.img.getAttribute("src") !== state.getAttribute("data-image")) {
-      if (m.editor && !m.editor.hidden) open();  // repaint over the new head
-      else {
-        m.img.src = state.getAttribute("data-image");
-        m.img.width = +state.getAttribute("data-width");
-        m.img.height = +state.getAttribute("data-height");
-      }
+    // Open: repaint over the new head. Closed: nothing to load now; open() fetches the head's PNG.
+    if (m.img && m.img.getAttribute("src") !== state.getAttribute("data-image") && m.editor && !m.editor.hidden) {
+      open();
     }
   }
 

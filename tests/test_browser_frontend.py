@@ -329,3 +329,26 @@ def _byte_limit(ui: UI, tmp_path) -> None:
     submit(page, "paint it in the style of this")
     expect_version(page, 2)
     assert api_thread(page, tid)["head_version"] == 2
+
+
+# --------------------------------------------------------------------------- page weight
+
+
+@browser_test
+def test_the_full_png_loads_only_when_the_painter_opens(ui, photo):
+    """A thread page shows previews; the head's full PNG (megabytes for a
+    large photo) is fetched only when the region painter opens, and again
+    only when a new head arrives while it is open."""
+    page = ui.page()
+    full = re.compile(r"/api/v1/threads/[^/]+/versions/\d+/image$")
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if full.search(r.url) else None)
+    tid = new_thread(page, photo)
+    expect_version(page, 1)
+    send(page, tid, "make it black and white")
+    page.goto(f"/t/{tid}")
+    expect_loaded(version_figure(page, 2).locator("img"))
+    assert fetched == [], f"full PNGs fetched without opening anything: {fetched}"
+    page.locator("button#mask-toggle").click()
+    expect_loaded(page.locator("#mask-image"))
+    assert len(fetched) == 1 and fetched[0].endswith("/versions/2/image"), fetched
