@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     add_migrate_data(sub)
 
     export = sub.add_parser("export", help="write a thread as a zip (signed versions, thread.json, timeline)")
-    export.add_argument("thread_id", metavar="THREAD_ID")
+    export.add_argument("thread_id", metavar="THREAD_ID",
+                        help="the thread's id (put -- before an older id that starts with -)")
     export.add_argument("-o", "--output", required=True, help="the zip file to write")
 
     imp = sub.add_parser("import", help="make a new thread from an export zip")

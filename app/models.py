@@ -23,8 +23,13 @@ def utcnow() -> datetime:
 
 
 def new_id() -> str:
-    """A random public id: 16 URL-safe characters (96 bits)."""
-    return secrets.token_urlsafe(12)
+    """A random public id: 16 URL-safe characters (96 random bits, drawn
+    again when the first character is ``-``, so an id never reads as an
+    option on a command line: ``retouch export ID``)."""
+    while True:
+        value = secrets.token_urlsafe(12)
+        if not value.startswith("-"):
+            return value
 
 
 class Thread(Base):

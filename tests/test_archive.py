@@ -330,3 +330,14 @@ def test_imported_images_keep_no_metadata(client, fake_backend):
     assert b"secret GPS" not in stored and b"caBX" not in stored
     r = import_zip(client, rezip(good))
     assert r.json()["versions"][0]["sha256"] == thread["versions"][0]["sha256"]
+
+
+def test_ids_never_read_as_command_line_options(tmp_path, sqlite_url):
+    """One id in 64 used to start with "-", and ``retouch export ID`` then
+    took it for an option. New ids never do; an older one still works
+    after ``--``."""
+    from app.models import new_id
+
+    assert not any(new_id().startswith("-") for _ in range(5000))
+    p = run_cli(tmp_path, "export", "-o", str(tmp_path / "x.zip"), "--", "-uSvy1VYkSoMVzG6", db_url=sqlite_url)
+    assert p.returncode != 0 and "following arguments are required" not in p.stderr, p.stderr
