@@ -15,7 +15,7 @@ import io
 from PIL import Image
 
 from app.imaging import encode_thumbnail, open_png
-from app.storage import THUMB_SUFFIX, Store
+from app.storage import Store
 
 #: The preview widths pages may ask for, as the ``size`` query value.
 PREVIEW_WIDTHS = ("512", "1024")
@@ -47,12 +47,11 @@ def ensure_preview(store: Store, sha256: str, width: int) -> str:
     return suffix
 
 
-def ensure_thumbnail(store: Store, sha256: str) -> None:
+def make_thumbnail(store: Store, sha256: str) -> None:
     """Make blob ``sha256``'s WebP thumbnail (``app.imaging.encode_thumbnail``,
-    at most 256x256 pixels) from its PNG, unless it is stored already. A turn's
-    result gets its thumbnail just after its version is committed, so a page
-    that asks in between gets it made here. Raises FileNotFoundError when the
-    blob itself is missing."""
-    if store.exists(sha256, THUMB_SUFFIX):
-        return
+    at most 256x256 pixels) from its PNG and store it, for a caller that
+    found it missing: a turn's result gets its thumbnail just after its
+    version is committed, so a page that asks in between gets it made here.
+    The store writes it once, so one written meanwhile is kept. Raises
+    FileNotFoundError when the blob itself is missing."""
     store.put_thumbnail(sha256, encode_thumbnail(open_png(store.read(sha256))))

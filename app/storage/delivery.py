@@ -61,10 +61,10 @@ def variant_suffix(store: Store, sha256: str, variant: str, *, check_thumb: bool
     if variant == "thumb":
         if not check_thumb or _stored(store, sha256, THUMB_SUFFIX):
             return THUMB_SUFFIX, "image/webp"
-        from app.previews import ensure_thumbnail
+        from app.previews import make_thumbnail
 
         try:
-            ensure_thumbnail(store, sha256)  # a result whose thumbnail is still being written, or an old blob
+            make_thumbnail(store, sha256)  # a result whose thumbnail is still being written, or an old blob
         except FileNotFoundError:
             raise
         except Exception:  # a PNG that cannot be decoded here: serve it whole rather than fail
