@@ -5,7 +5,6 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from app.models import Thread, Turn, Version
@@ -186,6 +185,7 @@ def turn_notes(t: Turn, version: Version | None | bool = False) -> list[str]:
     backend is no longer registered or cannot be built)."""
     from app.backends import get_backend
     from app.option_notes import option_notes
+    from app.services import version_row
 
     if t.kind not in ("generate", "edit") or t.status not in ("succeeded", "answered"):
         return []
@@ -196,9 +196,8 @@ def turn_notes(t: Turn, version: Version | None | bool = False) -> list[str]:
     if version is False:
         version = None
         session = object_session(t)
-        if t.result_version is not None and session is not None:
-            version = session.scalar(select(Version).where(Version.thread_id == t.thread_id,
-                                                           Version.number == t.result_version))
+        if session is not None:
+            version = version_row(session, t.thread_id, t.result_version)
     return option_notes(t, version, backend)
 
 

@@ -146,13 +146,20 @@ def thread_row(session: Session, owner_id: str, thread_id: str) -> Thread:
 MAX_VERSION_NUMBER = 2**31 - 1
 
 
+def version_row(session: Session, thread_id: str, number: int | None) -> Version | None:
+    """Version ``number`` of thread ``thread_id``, in one indexed query
+    (``versions`` is unique on (thread_id, number)), without loading the
+    thread's other versions or turns; None when there is none (or
+    ``number`` is None)."""
+    if number is None or not 1 <= number <= MAX_VERSION_NUMBER:  # a larger number overflows the column's type
+        return None
+    return session.scalar(select(Version).where(Version.thread_id == thread_id, Version.number == number))
+
+
 def find_version(session: Session, thread: Thread, number: int) -> Version:
-    """Version ``number`` of ``thread``, in one indexed query (``versions``
-    is unique on (thread_id, number)), without loading the thread's other
-    versions or turns: what image GETs need. Raises NotFound."""
-    version = None
-    if 1 <= number <= MAX_VERSION_NUMBER:  # a larger number overflows the column's integer type
-        version = session.scalar(select(Version).where(Version.thread_id == thread.id, Version.number == number))
+    """Version ``number`` of ``thread`` (:func:`version_row`): what image
+    GETs need. Raises NotFound."""
+    version = version_row(session, thread.id, number)
     if version is None:
         raise NotFound(f"Version {number} does not exist in this thread.")
     return version
@@ -351,7 +358,7 @@ def store_image(store: BlobStore, image: Image.Image, *, thumbnail: bool = True)
     The worker stores a turn's result with ``thumbnail=False`` and adds the
     thumbnail (:func:`store_thumbnail`) once the version is committed and
     visible: the thumbnail is not needed for durability, and a thumbnail
-    asked for before it exists is made then (``app.previews.ensure_thumbnail``)."""
+    asked for before it exists is made then (``app.previews.make_thumbnail``)."""
     sha = store.put(encode_png(image))
     if thumbnail:
         store_thumbnail(store, sha, image)

@@ -54,7 +54,7 @@ from app.models import Thread, Turn, Version, utcnow
 from app.partials import PartialFrames
 from app.schemas import utc
 from app.security import safety_identifier
-from app.services import add_version, store_image, store_thumbnail
+from app.services import add_version, store_image, store_thumbnail, version_row
 from app.storage import BlobStore
 
 log = logging.getLogger("retouch.worker")
@@ -146,9 +146,9 @@ class _Chain:
     restart_reason: str | None = None
 
 
-def conversation_of(session, thread: Thread, number: int | None, backend_name: str) -> _Chain:
-    """Decide whether a turn of ``backend_name`` from version ``number``
-    continues the stored response that made that version.
+def conversation_of(session, thread: Thread, version: Version | None, backend_name: str) -> _Chain:
+    """Decide whether a turn of ``backend_name`` from ``version`` (its base;
+    None: no image yet) continues the stored response that made that version.
 
     It continues only when the backend is conversational and stores
     responses (``RETOUCH_OPENAI_STORE``), and the turn that made the version
@@ -157,22 +157,19 @@ def conversation_of(session, thread: Thread, number: int | None, backend_name: s
     revert), the thread is not a fork of someone else's, and the chain is
     shorter than the backend's ``chain_max`` (``RETOUCH_OPENAI_CHAIN_MAX``). Siblings therefore never see
     each other: each continues the response of its own base version.
-    Reads the version and the turns it needs by indexed queries (``session``).
+    Reads the turns it needs by indexed queries (``session``).
     """
     try:
         backend = get_backend(backend_name)
     except UnknownBackend:
         return _Chain()
-    if not backend.conversational or number is None:
-        return _Chain()
-    version = session.scalar(select(Version).where(Version.thread_id == thread.id, Version.number == number))
-    if version is None:
+    if not backend.conversational or version is None:
         return _Chain()
     made_by = session.scalar(select(Turn).where(Turn.id == version.turn_id)) if version.turn_id else None
     # A words-only answer from this version (a question back) is where the conversation stands:
     # the person's reply must continue it. Its input was this version's pixels.
     answered = session.scalars(select(Turn).where(
-        Turn.thread_id == thread.id, Turn.status == "answered", Turn.base_version == number,
+        Turn.thread_id == thread.id, Turn.status == "answered", Turn.base_version == version.number,
         Turn.response_id.is_not(None)).order_by(Turn.pk)).all()
     if not backend.stores_responses:
         return _Chain(restart_reason="Conversation memory is off on this server (RETOUCH_OPENAI_STORE=false), "
@@ -494,11 +491,10 @@ class TurnRunner:
         with self.sessions() as session:
             turn = session.scalar(select(Turn).where(Turn.id == turn_id))
             thread = turn.thread
-            base = session.scalar(select(Version).where(Version.thread_id == thread.id,
-                                                        Version.number == turn.base_version))
+            base = version_row(session, thread.id, turn.base_version)
             history = history_of(session, thread.id, turn.base_version)
             backend_name = turn.backend or "local"
-            chain = conversation_of(session, thread, turn.base_version, backend_name)
+            chain = conversation_of(session, thread, base, backend_name)
             base_sha = base.sha256 if base else None
             mask_sha, markup_sha, ref_shas = turn.mask_sha256, turn.markup_sha256, list(turn.reference_sha256s or [])
             instruction, size, quality = turn.instruction, turn.size, turn.quality
