@@ -85,21 +85,25 @@ def _multipart(fields: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
     return out.getvalue(), f"multipart/form-data; boundary={boundary}"
 
 
+def upload_thread(server_url: str, cookie: str = "") -> tuple[str, str]:
+    """Start a thread from the benchmark photo over HTTP, as the owner of
+    ``cookie`` (a Cookie header; empty: a new owner). Returns (thread id,
+    the Cookie header)."""
+    body, ctype = _multipart({"image": ("photo.png", _photo(), "image/png")})
+    req = urllib.request.Request(server_url + "/api/v1/threads", data=body, method="POST",
+                                 headers={"Content-Type": ctype, "Origin": server_url,
+                                          **({"Cookie": cookie} if cookie else {})})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        thread = json.loads(resp.read())
+        return thread["id"], cookie or resp.headers["Set-Cookie"].split(";", 1)[0]
+
+
 def seed(server_url: str, data_dir: Path) -> tuple[str, dict[str, str]]:
     """Create two threads over HTTP (an owner cookie and a real first
     version), then add versions and turns straight into the database until
     they have 100 and 1000 versions. Returns (the Cookie header, paths)."""
-    body, ctype = _multipart({"image": ("photo.png", _photo(), "image/png")})
-    cookie = ""
-    ids = []
-    for _ in range(2):
-        req = urllib.request.Request(server_url + "/api/v1/threads", data=body, method="POST",
-                                     headers={"Content-Type": ctype, "Origin": server_url,
-                                              **({"Cookie": cookie} if cookie else {})})
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            thread = json.loads(resp.read())
-            cookie = cookie or resp.headers["Set-Cookie"].split(";", 1)[0]
-        ids.append(thread["id"])
+    first, cookie = upload_thread(server_url)
+    ids = [first, upload_thread(server_url, cookie)[0]]
     from sqlalchemy import select
 
     from app.db import make_engine, make_sessionmaker
@@ -217,13 +221,7 @@ def run_in_flight(hello_rps: float, seconds: float = 5, rounds: int = 3) -> dict
             "RETOUCH_WORKERS": str(IN_FLIGHT), "RETOUCH_TURN_RATE_LIMIT": "0",
             "RETOUCH_ANONYMOUS_RATE_LIMIT": "0"}, preload="tests.slow_backend"))
         cookie, paths = seed(server.url, tmp / "data")
-        body, ctype = _multipart({"image": ("photo.png", _photo(), "image/png")})
-        others = []
-        for _ in range(IN_FLIGHT):
-            req = urllib.request.Request(server.url + "/api/v1/threads", data=body, method="POST",
-                                         headers={"Content-Type": ctype, "Origin": server.url, "Cookie": cookie})
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                others.append(json.loads(resp.read())["id"])
+        others = [upload_thread(server.url, cookie)[0] for _ in range(IN_FLIGHT)]
         stop, finished = threading.Event(), [0]
         feeder = threading.Thread(target=_keep_turns_running, args=(server.url, cookie, others, stop, finished),
                                   daemon=True)
