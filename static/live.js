@@ -15,7 +15,8 @@
 (function () {
   "use strict";
 
-  var source = null, sourceUrl = "", connected = false;
+  // fresh: the page was just rendered and its stream has not connected yet (nothing to catch up with).
+  var source = null, sourceUrl = "", connected = false, fresh = true;
 
   function $(sel, root) { return (root || document).querySelector(sel); }
   function $all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
@@ -33,37 +34,34 @@
     connected = false;
   }
 
-  // Open the stream when the page has one and is visible; close it otherwise. True when it opened now.
+  // Open the stream when the page has one and is visible; close it otherwise.
   function sync() {
     var page = $(".thread-page[data-events]");
     var url = page ? page.getAttribute("data-events") : "";
     var want = !!url && !document.hidden;
     if (source && (!want || url !== sourceUrl)) close();
-    if (!want || source) return false;
+    if (!want || source) return;
     sourceUrl = url;
     source = new EventSource(url);
-    var first = true;
     source.addEventListener("ready", function () {
       connected = true;
-      // A change may have come while connecting; the first connection of a freshly rendered, idle
-      // page has nothing to catch up with.
-      if (!first || busy()) refresh();
-      first = false;
+      // Subscribed: a change may have come while connecting or while the tab was hidden. The first
+      // connection of a freshly rendered, idle page has nothing to catch up with.
+      if (!fresh || busy()) refresh();
+      fresh = false;
     });
     source.addEventListener("changed", refresh);
     source.addEventListener("error", function () { connected = false; });
-    return true;
   }
 
   function reset() {
     close();
     sourceUrl = "";
+    fresh = true;
   }
 
-  document.addEventListener("visibilitychange", function () {
-    var opened = sync();
-    if (opened) refresh();  // shown again: catch up with what changed while hidden
-  });
+  // Hidden: close the stream. Shown again: reopen it; its "ready" catches up.
+  document.addEventListener("visibilitychange", sync);
 
   document.addEventListener("htmx:afterSettle", function (evt) {
     if (evt.detail.target && evt.detail.target.id === "content") reset();
