@@ -8,12 +8,14 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
+from sqlalchemy.orm import object_session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from app import metrics, services
 from app.backends import get_backend, offered_backends
 from app.previews import PREVIEW_WIDTHS
+from app.render_cache import has_pending_turn
 from app.storage.delivery import stored_response
 from app.deps import (
     THREAD_ID_PATH,
@@ -145,11 +147,26 @@ def list_threads(session: SessionDep, owner: OwnerDep,
 @router.get("/threads/{thread_id}", response_model=ThreadOut, dependencies=THREAD_ID_PATH)
 @router.get("/shared/{token}", response_model=ThreadOut, dependencies=TOKEN_PATH, name="get_shared",
             description="The shared thread, read-only, without owner-only fields (one snapshot).")
-def get_thread(view: ViewedSnapshot, request: Request, ctx: ContextDep) -> ThreadOut:
+def get_thread(view: ViewedSnapshot, request: Request, ctx: ContextDep) -> Response:
     """The thread with every version and turn, read in one snapshot
-    (``app.db.read_snapshot``): no turn is finished without its version."""
-    return thread_out(view.thread, base_url=str(request.base_url), share_token=view.share_token,
-                      partials=ctx.partials, prices=ctx.prices)
+    (``app.db.read_snapshot``): no turn is finished without its version.
+    With no turn pending, the JSON is made once per revision of the thread
+    and served from ``ctx.render_cache`` after that (``app/render_cache.py``)."""
+    thread, base_url = view.thread, str(request.base_url)
+
+    def make() -> ThreadOut:
+        return thread_out(thread, base_url=base_url, share_token=view.share_token, partials=ctx.partials,
+                          prices=ctx.prices)
+
+    if has_pending_turn(object_session(thread), thread.id):
+        body = make().model_dump_json().encode()
+    else:
+        def encode() -> tuple[bytes, int]:
+            data = make().model_dump_json().encode()
+            return data, len(data)
+
+        body = ctx.render_cache.get_or_make(("json", thread.id, thread.revision, view.share_token, base_url), encode)
+    return Response(body, media_type="application/json")
 
 
 @router.patch("/threads/{thread_id}", response_model=ThreadOut)

@@ -15,6 +15,7 @@ from app.events import ThreadEvents
 from app.models import Thread
 from app.partials import PartialFrames
 from app.rate_limit import RateLimiter
+from app.render_cache import RenderCache
 from app.services import Limits, TurnOptions, Upload
 from app.storage import BlobStore
 from app.urls import Urls
@@ -43,6 +44,8 @@ class AppContext:
     address_limiter: RateLimiter | None = None
     #: ``RETOUCH_OPENAI_PRICES`` parsed (``app/usage.py``); {} = show no cost.
     prices: dict = field(default_factory=dict)
+    #: Rendered thread pages and JSON by (thread, revision) (``app/render_cache.py``).
+    render_cache: RenderCache = field(default_factory=RenderCache)
 
     @property
     def limits(self) -> Limits:

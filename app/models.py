@@ -52,6 +52,10 @@ class Thread(Base):
     #: When the owner deleted the thread (``app/services.py``, :func:`delete_thread`): from then on it
     #: answers 404 everywhere; it can be restored for ``RETOUCH_DELETE_UNDO_SECONDS``, then it is purged.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    #: Raised by one in every flush that adds, changes or deletes this row, its turns, versions or
+    #: share links (``app/revisions.py``): cached renderings of the thread are keyed by it
+    #: (``app/render_cache.py``). Set by SQL (``revision + 1``); an object loaded earlier may hold an older value.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     versions: Mapped[list[Version]] = relationship(
         back_populates="thread", order_by="Version.number", cascade="all, delete-orphan"
@@ -207,3 +211,7 @@ class DeviceLink(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# Every flush that touches a thread's rows raises its revision (imported last: it needs the classes above).
+from app import revisions  # noqa: E402,F401

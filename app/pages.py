@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import anyio
+from markupsafe import Markup
 from sqlalchemy.orm import object_session
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
@@ -21,6 +22,7 @@ from app.thread_view import older_turns, thread_view
 from app.usage import cost_of
 from app.option_notes import option_notes
 from app.db import read_snapshot
+from app.render_cache import has_pending_turn
 from app.deps import (
     ContextDep,
     OwnerDep,
@@ -162,27 +164,68 @@ def thread_context(request: Request, ctx, seen: ThreadView) -> dict:
     share-link holder (``seen``): its ``urls`` (:class:`app.urls.Urls`) make
     every link. Reads a bounded window of the thread (``app/thread_view.py``),
     never its whole history."""
-    thread, owner = seen.thread, seen.owner
-    live = thread.live_share if owner else None
+    thread = seen.thread
     view = thread_view(object_session(thread), thread, prices=ctx.prices)
     return {
-        "thread": thread,
+        **_page_context(request, ctx, seen, head=view.head, usage=view.usage, pending=view.pending),
         "view": view,
+        "lanes": version_tree.lanes(view.tree),
+        "version_labels": view.labels,
+        "turn_versions": view.turn_versions,
+    }
+
+
+def _page_context(request: Request, ctx, seen: ThreadView, *, head, usage, pending: bool) -> dict:
+    """What a thread page shows outside its tree and conversation: the
+    thread's row, its head version (or None), its token totals and whether
+    a turn is pending."""
+    thread, owner = seen.thread, seen.owner
+    live = thread.live_share if owner else None
+    return {
+        "thread": thread,
         "urls": seen.urls,
         "owner": owner,
         "share_token": seen.share_token,
         "share_url": share_link(str(request.base_url), live.token) if live else None,
         "backend": ctx.backend,
-        "head": view.head,
-        "lanes": version_tree.lanes(view.tree),
-        "version_labels": view.labels,
+        "head": head,
+        "pending": pending,
         "selected": None,
-        "turn_versions": view.turn_versions,
         "partials": ctx.partials,
         "prices": ctx.prices,
-        "usage_total": view.usage if owner else None,
+        "usage_total": usage if owner else None,
         **model_choice(ctx, thread),
     }
+
+
+def live_context(request: Request, ctx, seen: ThreadView) -> dict:
+    """:func:`thread_context` for the thread page, the shared page and their
+    live block, with the tree and conversation (``_live_body.html``) as
+    ``live_body``, rendered once per revision of a thread with no turn
+    pending and then served from ``ctx.render_cache``
+    (``app/render_cache.py``). A cached rendering costs three small queries
+    (pending turns, the head version, the share link) whatever the thread's
+    length; with a turn pending everything is read and rendered afresh."""
+    thread = seen.thread
+    session = object_session(thread)
+    if has_pending_turn(session, thread.id):
+        return thread_context(request, ctx, seen)
+    made: list[dict] = []
+
+    def render_body() -> tuple[tuple[Markup, object], int]:
+        context = thread_context(request, ctx, seen)
+        made.append(context)
+        body = Markup(templates.get_template("_live_body.html").render(context))
+        return (body, context["view"].usage), len(body)
+
+    body, usage = ctx.render_cache.get_or_make(("live", thread.id, thread.revision, seen.share_token), render_body)
+    if made:
+        context = made[0]
+    else:
+        head = services.version_row(session, thread.id, thread.head_version)
+        context = _page_context(request, ctx, seen, head=head, usage=usage, pending=False)
+    context["live_body"] = body
+    return context
 
 
 def model_choice(ctx, thread) -> dict:
@@ -333,7 +376,7 @@ def thread_page(view: ViewedSnapshot, request: Request, ctx: ContextDep, session
     """The thread: version tree, conversation and composer. htmx gets the
     ``live`` block (polling) or the ``content`` block (navigation). Reads
     one snapshot, and only the newest turns and versions (``app/thread_view.py``)."""
-    context = thread_context(request, ctx, view)
+    context = live_context(request, ctx, view)
     context["threads"] = services.list_threads(session, owner)
     return render(request, "thread.html", context, block="live", blocks=THREAD_BLOCKS)
 
@@ -504,7 +547,7 @@ def _after_change(request: Request, ctx, session, owner: str, thread_id: str) ->
     read_snapshot(session)
     thread = services.thread_row(session, owner, thread_id)
     session.refresh(thread)
-    context = thread_context(request, ctx, ThreadView.of(thread))
+    context = live_context(request, ctx, ThreadView.of(thread))
     context["threads"] = services.list_threads(session, owner)
     return render(request, "thread.html", context, block="live", blocks=THREAD_BLOCKS)
 
@@ -561,7 +604,7 @@ def full_tree(context: dict) -> dict:
 def shared_page(view: ViewedSnapshot, request: Request, ctx: ContextDep) -> Response:
     """The read-only shared thread, with a Fork button (one snapshot)."""
     thread = view.thread
-    context = thread_context(request, ctx, view)
+    context = live_context(request, ctx, view)
     if thread.head_version is not None:
         from app.archive_routes import credentials  # the head's, read back from its signed PNG
 

@@ -1,0 +1,80 @@
+"""Renderings of a thread cached under its revision (``app/revisions.py``).
+
+A thread page spends most of its time rendering the version tree and the
+conversation, and the Thread JSON most of its time loading and serialising
+every turn and version (py-spy, ``make bench``). Neither changes between
+two writes, so both are kept here, keyed by (what, thread id, revision,
+viewer), and served again until a write raises the revision.
+
+Rules that keep a cached rendering equal to a fresh one:
+
+- the key's revision is read in the same snapshot as the rows rendered
+  (``app.db.read_snapshot``);
+- nothing is cached while the thread has a queued or running turn: those
+  change through Core updates that do not raise the revision, and show
+  partial images and progress that are not in the database;
+- the viewer (owner, or which share link) and anything else the rendering
+  depends on is part of the key.
+
+Per process, bounded by :data:`MAX_BYTES` (least recently used first out,
+``cachetools.LRUCache``); a miss renders as before, so the cache never
+decides what a page shows. Old revisions are never read again and age out.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from cachetools import LRUCache
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import PENDING_STATUSES, Turn
+
+#: Bytes of rendered text kept in all (a 100-turn thread's JSON is about 150 KB; a page's live block 60 KB).
+MAX_BYTES = 32 * 1024 * 1024
+
+
+def has_pending_turn(session: Session, thread_id: str) -> bool:
+    """Whether thread ``thread_id`` has a queued or running turn: one query
+    on the ``(status, pk)`` index, whatever the thread's length."""
+    return session.scalar(select(Turn.pk).where(Turn.status.in_(PENDING_STATUSES), Turn.thread_id == thread_id)
+                          .limit(1)) is not None
+
+
+def _size(entry: tuple[Any, int]) -> int:
+    return entry[1]
+
+
+class RenderCache:
+    """Rendered text by key, thread-safe. An entry is ``(value, bytes)``;
+    ``bytes`` is what it counts against :data:`MAX_BYTES`."""
+
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self._entries: LRUCache = LRUCache(maxsize=max_bytes, getsizeof=_size)
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get_or_make(self, key: Hashable, make: Callable[[], tuple[Any, int]]) -> Any:
+        """The value cached under ``key``, else ``make()``'s ``(value,
+        bytes)``, kept and returned. ``make`` runs outside the lock (two
+        requests may both make a missing value; both are equal). A value
+        larger than the whole cache is returned and not kept."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self.hits += 1
+                return entry[0]
+            self.misses += 1
+        entry = make()
+        with self._lock:
+            try:
+                self._entries[key] = entry
+            except ValueError:  # larger than maxsize
+                pass
+        return entry[0]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
