@@ -446,7 +446,7 @@ def image_response(request: Request, ctx, thread: Thread, version: Version, size
 
 def blob_response(request: Request, ctx, sha256: str, size: str | None, *, filename: str | None = None) -> Response:
     """Serve a stored PNG; with ``size="thumb"`` its WebP thumbnail (256 px
-    on the long side); with ``size="512"`` or ``"1024"`` a WebP preview at
+    on the long side); with ``size="128"``, ``"512"`` or ``"1024"`` a WebP preview at
     most that many pixels on the long side (made on first request and kept,
     :func:`app.previews.ensure_preview`). Each has an ETag and a year of
     caching: stored images never change. Answers 304 when ``If-None-Match``

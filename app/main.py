@@ -91,6 +91,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                address_limiter=RateLimiter(settings.anonymous_rate_limit, "turns without a cookie"))
     # The C2PA signing identity: RETOUCH_C2PA_CERT/KEY, or the instance certificate, made now on a first start.
     provenance.for_settings(settings)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        """Liveness: the process answers. First among the routes, and run on the event loop (no
+        worker thread), so a probe costs the least the middleware allows; ``/readyz`` checks more."""
+        return {"status": "ok"}
+
     app.include_router(archive_routes.api_router)
     app.include_router(api.router)
     app.include_router(archive_routes.page_router)
@@ -142,10 +149,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if wants_json(request.url.path):
             return JSONResponse({"detail": _readable(exc)}, status_code=422)
         return pages.error_page(request, 422, _readable(exc))
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict:
-        return {"status": "ok"}
 
     return app
 

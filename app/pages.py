@@ -18,7 +18,7 @@ from sse_starlette import EventSourceResponse
 
 from app import services, version_tree
 from app.backends import get_backend, offered_backends
-from app.thread_view import older_turns, thread_view
+from app.thread_view import older_turns, thread_view, tree_key
 from app.usage import cost_of
 from app.option_notes import option_notes
 from app.db import read_snapshot
@@ -208,22 +208,28 @@ def live_context(request: Request, ctx, seen: ThreadView) -> dict:
     length; with a turn pending everything is read and rendered afresh."""
     thread = seen.thread
     session = object_session(thread)
+    tree = {"tree_key": tree_key(session, thread)}
+    # A live refresh from a page whose tree is current (static/live.js sends its data-tree as ?tree=)
+    # gets an empty hx-preserve placeholder instead, and htmx keeps the tree the page has: a turn
+    # starting, running or failing costs its bubble, not the whole tree again.
+    tree["keep_tree"] = is_htmx(request) and request.query_params.get("tree") == tree["tree_key"]
     if has_pending_turn(session, thread.id):
-        return thread_context(request, ctx, seen)
+        return {**thread_context(request, ctx, seen), **tree}
     made: list[dict] = []
 
     def render_body() -> tuple[tuple[Markup, object], int]:
-        context = thread_context(request, ctx, seen)
+        context = {**thread_context(request, ctx, seen), **tree}
         made.append(context)
         body = Markup(templates.get_template("_live_body.html").render(context))
         return (body, context["view"].usage), len(body)
 
-    body, usage = ctx.render_cache.get_or_make(("live", thread.id, thread.revision, seen.share_token), render_body)
+    key = ("live", thread.id, thread.revision, seen.share_token, tree["keep_tree"])
+    body, usage = ctx.render_cache.get_or_make(key, render_body)
     if made:
         context = made[0]
     else:
         head = services.version_row(session, thread.id, thread.head_version)
-        context = _page_context(request, ctx, seen, head=head, usage=usage, pending=False)
+        context = {**_page_context(request, ctx, seen, head=head, usage=usage, pending=False), **tree}
     context["live_body"] = body
     return context
 

@@ -35,6 +35,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cachetools import LRUCache
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,6 +50,13 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS", "TRACE"}
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+#: Added to every response that does not set them itself.
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
 )
 
 
@@ -94,6 +102,10 @@ def owner_cookie_values(cookie_header: str) -> list[str]:
     return values
 
 
+#: Verified owner cookie values remembered per process (``SecurityMiddleware._owner``).
+VERIFIED_COOKIES = 4096
+
+
 class SecurityMiddleware:
     """ASGI middleware: resolves the owner cookie into
     ``scope["state"]["owner_id"]`` (and ``scope["state"]["new_owner"]``: True
@@ -105,6 +117,9 @@ class SecurityMiddleware:
         self.app = app
         self.serializer = owner_serializer(secret_key)
         self.secure = secure_cookies
+        # Cookie values whose signature verified -> their owner: a signed value always means the same
+        # owner under this key, so each is checked once (an HMAC and a JSON parse per request otherwise).
+        self._verified: LRUCache = LRUCache(maxsize=VERIFIED_COOKIES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,15 +133,9 @@ class SecurityMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                extra = [
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-                ]
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 out = list(message.get("headers", []))
-                out += [(k, v) for k, v in extra if k not in present]
+                out += [(k, v) for k, v in _SECURITY_HEADERS if k not in present]
                 sets_owner = any(k.lower() == b"set-cookie" and v.startswith(OWNER_COOKIE.encode() + b"=")
                                  for k, v in out)
                 if new_cookie and not sets_owner:  # a device link (app/device_links.py) sets its own
@@ -159,10 +168,14 @@ class SecurityMiddleware:
         ``Set-Cookie`` (see the module docstring)."""
         values = owner_cookie_values(cookie_header)
         for value in values:
-            try:
-                return str(self.serializer.loads(value)), None, False
-            except BadSignature:
-                continue
+            owner_id = self._verified.get(value)
+            if owner_id is None:
+                try:
+                    owner_id = str(self.serializer.loads(value))
+                except BadSignature:
+                    continue
+                self._verified[value] = owner_id
+            return owner_id, None, False
         owner_id = secrets.token_hex(16)
         if not values and OWNER_COOKIE in cookie_header.lower():
             return owner_id, None, True  # named but unreadable: never overwrite it

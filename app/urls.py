@@ -161,7 +161,8 @@ class Urls:
         return f"{self.image(number)}?size=thumb"
 
     def preview(self, number: int, width: int = 512) -> str:
-        """A WebP preview at most ``width`` (512 or 1024) pixels on its long side."""
+        """A WebP preview at most ``width`` (128, 512 or 1024; ``app.previews.PREVIEW_WIDTHS``)
+        pixels on its long side."""
         return f"{self.image(number)}?size={width}"
 
     def attachment(self, turn_id: str, name: str) -> str:

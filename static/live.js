@@ -10,6 +10,7 @@
 // pending, the live block also polls every 5 s (hx-trigger in templates/_live.html), in case the
 // stream is down.
 //
+// A refresh sends the page's version-tree key, and an unchanged tree is kept rather than sent again.
 // Also here: the earlier turns load when their placeholder scrolls into view, and the elapsed time
 // of a pending turn ticks. reset() closes the stream (a new main column opens its own).
 (function () {
@@ -67,6 +68,16 @@
     if (evt.detail.target && evt.detail.target.id === "content") reset();
     sync();
     tick();
+  });
+
+  // A live refresh says which version tree the page shows (#version-tree's data-tree). While it is
+  // still current the server answers with an empty hx-preserve placeholder and htmx keeps the page's
+  // tree (app/pages.py, live_context): a turn starting or running costs its bubble, not the tree.
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var elt = evt.detail.elt;
+    if (!elt || (elt.id !== "live-refresh" && elt.id !== "live") || evt.detail.verb !== "get") return;
+    var tree = $("#version-tree[data-tree]");
+    if (tree) evt.detail.parameters.tree = tree.getAttribute("data-tree");
   });
 
   // ------------------------------------------------------------ earlier turns

@@ -132,6 +132,36 @@ def test_turn_from_another_client_shows_on_an_idle_page(ui, photo):
 
 
 @browser_test
+def test_a_live_refresh_keeps_an_unchanged_version_tree(ui, photo):
+    page = ui.page()
+    tid = new_thread(page, photo)
+    expect_version(page, 1)
+    busy_false(page)
+    page.wait_for_function("() => window.Retouch.live.state() === 'open'")
+    key = page.locator("#version-tree").get_attribute("data-tree")
+    assert key == "1-1-1"
+    page.evaluate("document.getElementById('version-tree').dataset.mark = 'kept'")
+
+    # A refresh while the tree is current: the server sends a placeholder and htmx keeps the element.
+    with page.expect_response(lambda r: f"/t/{tid}?tree={key}" in r.url) as answer:
+        page.evaluate("window.Retouch.live.refresh()")
+    body = answer.value.text()
+    assert 'hx-preserve="true"' in body and "version-node" not in body
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("#version-tree[data-mark='kept'] .version-node")).to_have_count(1)
+
+    # A turn that makes a version changes the tree: the page gets the new one, with the new node.
+    other = ui.context()
+    other.add_cookies(page.context.cookies())
+    resp = other.request.post(f"/api/v1/threads/{tid}/turns", multipart={"instruction": "make it black and white"})
+    assert resp.status == 202, resp.text()
+    expect_version(page, 2)
+    expect(page.locator("#version-tree .version-node")).to_have_count(2)
+    expect(page.locator("#version-tree")).to_have_attribute("data-tree", "2-2-2")
+    assert page.locator("#version-tree[data-mark]").count() == 0
+
+
+@browser_test
 def test_shared_page_follows_turns_while_idle(ui, photo):
     page = ui.page()
     tid = new_thread(page, photo)
@@ -190,7 +220,7 @@ def test_tree_node_opens_the_lightbox(ui, photo):
     with page.context.expect_page() as info:
         node.click(button="middle")
     tab = info.value
-    tab.wait_for_load_state()
+    tab.wait_for_load_state("domcontentloaded")  # not "load": that waits for every image of the new tab too
     assert re.search(rf"/t/{tid}/versions/1$", tab.url), tab.url
     expect(tab.locator("section#viewer")).to_be_visible()
     tab.close()

@@ -7,6 +7,7 @@ import re
 
 from PIL import Image
 
+from app.storage.base import blob_name
 from tests.conftest import png_bytes
 
 
@@ -23,6 +24,30 @@ def test_previews_are_webp_at_display_size_and_cacheable(client):
     assert client.get(f"{url}?size=333").status_code == 422
     page = client.get(f"/t/{thread['id']}").text
     assert f'src="{url}?size=512"' in page and f'{url}?size=1024 2x' in page and 'loading="lazy"' in page
+
+
+def test_the_version_tree_shows_small_previews_made_from_the_thumbnail(client):
+    thread = client.post("/api/v1/threads", files={"image": ("p.png", png_bytes((1600, 900)), "image/png")}).json()
+    url = thread["versions"][0]["image_url"]
+    page = client.get(f"/t/{thread['id']}").text
+    tree = page[page.index('id="version-tree"'):page.index('id="conversation"')]
+    assert f'src="{url}?size=128"' in tree and "?size=thumb" not in tree
+    store = client.app.state.ctx.store
+    with client.app.state.ctx.sessions() as session:
+        from app.models import Version
+
+        sha = session.query(Version.sha256).filter_by(thread_id=thread["id"], number=1).scalar()
+    full = client.get(url).content
+    store.delete(blob_name(sha, ".png"))  # without the PNG, only the thumbnail can make it
+    try:
+        r = client.get(f"{url}?size=128")
+        assert r.status_code == 200 and r.headers["content-type"] == "image/webp"
+        img = Image.open(io.BytesIO(r.content))
+        assert img.size == (128, 72)
+        thumb = client.get(f"{url}?size=thumb").content
+        assert len(r.content) < len(thumb)
+    finally:
+        assert store.put(full) == sha
 
 
 def test_static_files_have_hashed_names_cached_forever(client):

@@ -46,8 +46,17 @@ def assert_cache_agrees(client, thread_id: str, token: str | None = None, *, cac
     cache.clear()
     fresh = renderings(client, thread_id, token)
     for what in fresh:
-        assert first[what] == again[what] == fresh[what], what
+        assert first[what] == again[what] == fresh[what], (what, _difference(first[what], again[what], fresh[what]))
     return fresh
+
+
+def _difference(*texts: str) -> str:
+    """The first differing lines of the three readings, for the failure message."""
+    import difflib
+
+    a, b, c = (t.splitlines() for t in texts)
+    other = b if a != b else c
+    return "\n".join(list(difflib.unified_diff(a, other, lineterm="", n=1))[:40])
 
 
 def test_cached_renderings_follow_every_write(client, fake_backend):
