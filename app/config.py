@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     #: it every third of this. A turn whose lease ran out (its worker died) is
     #: taken over by another worker, so this is also the takeover delay.
     lease_seconds: float = Field(default=30.0, ge=1)
+    #: Threads that run requests' blocking work (database queries, file reads, image decoding): the
+    #: size of anyio's default thread limiter, which Starlette uses for every ``def`` endpoint. Few
+    #: threads on a few cores: more contend for the GIL and raised the page's p99 (``make bench``).
+    request_threads: int = Field(default=8, ge=1, le=200)
     #: Apply the database migrations when ``retouch serve`` starts; ``false``
     #: when a deploy runs ``retouch db upgrade`` once instead (``--no-migrate``).
     migrate_on_start: bool = True

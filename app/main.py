@@ -7,6 +7,7 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         if settings.migrate_on_start:  # off: the deploy runs `retouch db upgrade` once
             await run_in_threadpool(migrate, settings.sqlalchemy_url)
+        # Starlette runs each `def` endpoint through anyio's default limiter (40 threads by default).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         events.start()
         await worker.start()
         for name in offered_backends(backend_name):  # every backend the composer offers

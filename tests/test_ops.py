@@ -152,3 +152,16 @@ def test_a_worker_process_serves_its_metrics_on_its_own_port(tmp_path, sqlite_ur
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     assert "retouch_turns_total" in text or "# TYPE retouch_turns counter" in text
     assert 'retouch_queue_depth{status="queued"} 0.0' in text
+
+
+def test_request_threads_size_the_thread_limiter(tmp_path, sqlite_url, fake_backend):
+    import anyio.to_thread
+
+    def tokens() -> float:
+        return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    for threads in (3, 8):
+        app = create_app(make_settings(tmp_path / f"data{threads}", sqlite_url, request_threads=threads))
+        with TestClient(app) as client:
+            assert client.portal.call(tokens) == threads
+            assert client.get("/healthz").json() == {"status": "ok"}
