@@ -611,6 +611,9 @@ class TurnWorker:
             self._tasks = [asyncio.create_task(self._run_jobs(worker), name="turn-jobs")]
             return
         turns.add_waker(self.notify)
+        # The workers' own threads: through anyio's default limiter, turns (a remote backend may take
+        # minutes) would hold the threads requests run on (RETOUCH_REQUEST_THREADS) and stall pages.
+        self._threads = anyio.CapacityLimiter(self.workers)
         self._tasks = [asyncio.create_task(self._loop(i), name=f"turn-worker-{i}") for i in range(self.workers)]
 
     async def stop(self, timeout: float = 10.0) -> None:
@@ -664,7 +667,7 @@ class TurnWorker:
         assert self._wakeup is not None
         while not self._stopping:
             try:
-                claimed = await anyio.to_thread.run_sync(self.claim)
+                claimed = await anyio.to_thread.run_sync(self.claim, limiter=self._threads)
             except Exception:  # database hiccup: log, wait, go on
                 log.exception("worker %d could not claim a turn", index)
                 claimed = None
@@ -675,7 +678,7 @@ class TurnWorker:
                 except TimeoutError:
                     pass
                 continue
-            await anyio.to_thread.run_sync(self.runner.run_claimed, claimed)
+            await anyio.to_thread.run_sync(self.runner.run_claimed, claimed, limiter=self._threads)
             self.notify()  # a finished turn may unblock the next one of its thread
 
     def claim(self) -> turns.Claim | None:
