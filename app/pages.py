@@ -22,7 +22,7 @@ from app.thread_view import older_turns, thread_view, tree_key
 from app.usage import cost_of
 from app.option_notes import option_notes
 from app.db import read_snapshot
-from app.render_cache import has_pending_turn
+from app.render_cache import has_pending_turn, version_facts
 from app.deps import (
     ContextDep,
     OwnerDep,
@@ -62,7 +62,10 @@ def thread_groups(threads, request: Request | None = None):
     if not threads:
         return []
     tz = request.cookies.get(TZ_COOKIE) if request is not None else None
-    return services.group_threads(object_session(threads[0]), threads, (tz or "")[:64] or None)
+    session = object_session(threads[0])
+    cache = request.app.state.ctx.render_cache if request is not None else None
+    counts = {tid: count for tid, (count, _) in version_facts(session, cache, threads).items()}
+    return services.group_threads(session, threads, (tz or "")[:64] or None, counts=counts)
 
 
 templates.env.globals["thread_groups"] = thread_groups
@@ -208,7 +211,7 @@ def live_context(request: Request, ctx, seen: ThreadView) -> dict:
     length; with a turn pending everything is read and rendered afresh."""
     thread = seen.thread
     session = object_session(thread)
-    tree = {"tree_key": tree_key(session, thread)}
+    tree = {"tree_key": tree_key(session, thread, ctx.render_cache)}
     # A live refresh from a page whose tree is current (static/live.js sends its data-tree as ?tree=)
     # gets an empty hx-preserve placeholder instead, and htmx keeps the tree the page has: a turn
     # starting, running or failing costs its bubble, not the whole tree again.

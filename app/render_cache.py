@@ -27,10 +27,10 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from cachetools import LRUCache
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import PENDING_STATUSES, Turn
+from app.models import PENDING_STATUSES, Thread, Turn, Version
 
 #: Bytes of rendered text kept in all (a 100-turn thread's JSON is about 150 KB; a page's live block 60 KB).
 MAX_BYTES = 32 * 1024 * 1024
@@ -75,6 +75,52 @@ class RenderCache:
                 pass
         return entry[0]
 
+    def get(self, key: Hashable) -> Any:
+        """The value cached under ``key``, or None (not counted in ``hits``
+        and ``misses``, which count renderings)."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
+    def put(self, key: Hashable, value: Any, size: int) -> None:
+        """Keep ``value`` under ``key``, counted as ``size`` bytes."""
+        with self._lock:
+            try:
+                self._entries[key] = (value, size)
+            except ValueError:  # larger than the whole cache
+                pass
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+#: What one cached (count, newest) pair is counted as, in bytes.
+FACTS_BYTES = 64
+
+
+def version_facts(session: Session, cache: RenderCache | None, threads: list[Thread]) -> dict[str, tuple[int, int]]:
+    """Thread id -> (number of versions, newest version number; 0 for
+    none) for ``threads``. A version is only ever added by a flush, which
+    raises its thread's revision, so the pair is fixed for a given
+    revision, pending turns or not: pairs are cached under (thread id,
+    revision) and only the threads missing from ``cache`` are counted, in
+    one grouped query. The sidebar and the version tree's key use it, so
+    their cost does not grow with the versions."""
+    facts: dict[str, tuple[int, int]] = {}
+    missing = []
+    for t in threads:
+        hit = cache.get(("versions", t.id, t.revision)) if cache is not None else None
+        if hit is None:
+            missing.append(t)
+        else:
+            facts[t.id] = hit
+    if missing:
+        rows = session.execute(select(Version.thread_id, func.count(Version.pk), func.max(Version.number))
+                               .where(Version.thread_id.in_([t.id for t in missing])).group_by(Version.thread_id))
+        counted = {tid: (count, newest or 0) for tid, count, newest in rows}
+        for t in missing:
+            facts[t.id] = counted.get(t.id, (0, 0))
+            if cache is not None:
+                cache.put(("versions", t.id, t.revision), facts[t.id], FACTS_BYTES)
+    return facts

@@ -1002,11 +1002,13 @@ def relative_time(moment: datetime, now: datetime) -> str:
 
 
 def group_threads(session: Session, threads: list[Thread], tz_name: str | None = None,
-                  now: datetime | None = None) -> list[tuple[str, list[ThreadItem]]]:
+                  now: datetime | None = None, counts: dict[str, int] | None = None
+                  ) -> list[tuple[str, list[ThreadItem]]]:
     """``threads`` (in their order) grouped by the calendar day of their
     last activity (``updated_at``) in the time zone ``tz_name`` (an IANA
     name such as ``Europe/Paris``; unknown or None: UTC): :data:`DATE_GROUPS`,
-    empty groups left out. Version counts come from one grouped query."""
+    empty groups left out. Version counts are ``counts`` (thread id ->
+    versions) when given, else from one grouped query."""
     from zoneinfo import ZoneInfo
 
     try:
@@ -1014,9 +1016,8 @@ def group_threads(session: Session, threads: list[Thread], tz_name: str | None =
     except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
         zone = timezone.utc
     now = (now or utcnow()).astimezone(zone)
-    counts: dict[str, int] = {}
     ids = [t.id for t in threads]
-    if ids:
+    if counts is None and ids:
         counts = dict(session.execute(select(Version.thread_id, func.count(Version.pk))
                                       .where(Version.thread_id.in_(ids)).group_by(Version.thread_id)).all())
     today = now.date()
@@ -1026,7 +1027,7 @@ def group_threads(session: Session, threads: list[Thread], tz_name: str | None =
         age_days = (today - moment.date()).days
         label = ("Today" if age_days <= 0 else "Yesterday" if age_days == 1
                  else "Previous 7 days" if age_days <= 7 else "Older")
-        groups[label].append(ThreadItem(t, counts.get(t.id, 0), relative_time(moment, now),
+        groups[label].append(ThreadItem(t, (counts or {}).get(t.id, 0), relative_time(moment, now),
                                         _aware(t.updated_at).astimezone(timezone.utc).isoformat()))
     return [(g, items) for g, items in groups.items() if items]
 

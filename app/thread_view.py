@@ -110,14 +110,16 @@ def thread_view(session: Session, thread: Thread, *, prices: dict | None = None,
     )
 
 
-def tree_key(session: Session, thread: Thread) -> str:
+def tree_key(session: Session, thread: Thread, cache=None) -> str:
     """What the version tree shows, in a few characters: the head, the
     number of versions and the newest number (``"12-40-40"``). Versions are
     only ever added, each with a fixed parent and the turn that made it, so
-    two readings with the same key draw the same tree (one indexed query)."""
-    count, newest = session.execute(select(func.count(Version.pk), func.max(Version.number))
-                                    .where(Version.thread_id == thread.id)).one()
-    return f"{thread.head_version or 0}-{count or 0}-{newest or 0}"
+    two readings with the same key draw the same tree. The counts come from
+    ``app.render_cache.version_facts`` (``cache``: a ``RenderCache`` or None)."""
+    from app.render_cache import version_facts
+
+    count, newest = version_facts(session, cache, [thread])[thread.id]
+    return f"{thread.head_version or 0}-{count}-{newest}"
 
 
 def older_turns(session: Session, thread: Thread, before_pk: int, *, limit: int = TURN_PAGE) -> ThreadView:

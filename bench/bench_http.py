@@ -37,7 +37,8 @@ from bench.server import ROOT, free_port, running_server  # noqa: E402
 
 #: (label, path key, connections, target ratio or None)
 CASES = [
-    ("hello-world FastAPI", "hello", 16, None),
+    ("hello-world FastAPI (def: the reference)", "hello", 16, None),
+    ("hello-world FastAPI, async def", "hello_async", 16, None),
     ("/healthz", "healthz", 16, 0.8),
     ("static CSS", "css", 16, None),
     ("thumbnail GET", "thumb", 16, 0.5),
@@ -165,7 +166,8 @@ def run(seconds: float = 5, rounds: int = 3) -> list[dict]:
         samples: dict[str, list[dict]] = {key: [] for _, key, _, _ in CASES}
         for _ in range(rounds):
             for _, key, conns, _ in CASES:
-                url = hello + "/" if key == "hello" else server.url + paths[key]
+                url = hello + "/" if key == "hello" else hello + "/async" if key == "hello_async" else \
+                    server.url + paths[key]
                 samples[key].append(wrk(url, conns, seconds, {"Cookie": cookie}))
     rows = []
     hello_rps = statistics.median(s["rps"] for s in samples["hello"])
