@@ -1,10 +1,11 @@
 """FastAPI dependencies, as typed aliases (``SessionDep``, ``OwnerDep``...)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request, UploadFile
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,17 +55,30 @@ class AppContext:
                       max_queued_turns=s.max_queued_turns, quota_bytes=s.owner_quota_bytes)
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    """The app's :class:`AppContext`. ``async`` (as are the other dependencies that do no I/O):
+    FastAPI runs a ``def`` dependency in a worker thread, a hop that costs more than the lookup."""
     return request.app.state.ctx
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.ctx.sessions() as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A database session for the request, closed after it. Making one does
+    no I/O, so it is made here on the event loop; closing it returns its
+    connection (a rollback), so that runs in a worker thread."""
+    session = request.app.state.ctx.sessions()
+    try:
         yield session
+    finally:
+        await anyio.to_thread.run_sync(session.close)
 
 
 def get_owner(request: Request) -> str:
+    """The caller's owner id (``app.security.SecurityMiddleware``, or a login)."""
     return request.state.owner_id
+
+
+async def _owner_dep(request: Request) -> str:
+    return get_owner(request)
 
 
 def count_turn(request: Request) -> None:
@@ -85,7 +99,7 @@ def is_new_owner(request: Request) -> bool:
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
 SessionDep = Annotated[Session, Depends(get_session)]
-OwnerDep = Annotated[str, Depends(get_owner)]
+OwnerDep = Annotated[str, Depends(_owner_dep)]
 TurnLimit = Depends(count_turn)
 
 
@@ -174,12 +188,12 @@ def watched_thread(request: Request, ctx: ContextDep) -> ThreadView:
         return find_thread(request, session, rows_only=True)
 
 
-def _thread_id_path(thread_id: str) -> None:
+async def _thread_id_path(thread_id: str) -> None:
     """Declares the ``thread_id`` path parameter (OpenAPI, validation) of a
     route whose thread dependency reads it from the matched path."""
 
 
-def _token_path(token: str) -> None:
+async def _token_path(token: str) -> None:
     """Declares the ``token`` path parameter, as :func:`_thread_id_path`."""
 
 

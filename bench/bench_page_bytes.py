@@ -100,7 +100,7 @@ def run(turns: int = 5) -> list[dict]:
     median = statistics.median(per_turn)
     rows.append({"label": f"bytes to an open page per finished turn, without images (median of {turns})",
                  "value": median, "target": PER_TURN_TARGET, "ok": median <= PER_TURN_TARGET})
-    rows.append({"label": "… and its images (the new preview and thumbnail), median", "value":
+    rows.append({"label": "… and its images (the new version's previews and the sidebar's thumbnail), median", "value":
                  statistics.median(per_turn_images), "target": None, "ok": True})
     return rows
 
