@@ -149,6 +149,9 @@ def test_a_live_refresh_keeps_an_unchanged_version_tree(ui, photo):
     assert 'hx-preserve="true"' in body and "version-node" not in body
     page.wait_for_load_state("networkidle")
     expect(page.locator("#version-tree[data-mark='kept'] .version-node")).to_have_count(1)
+    expect_loaded(page.locator("#version-tree img"))
+    page.locator("#version-tree").scroll_into_view_if_needed()
+    shot(page, "frontend-tree-kept")
 
     # A turn that makes a version changes the tree: the page gets the new one, with the new node.
     other = ui.context()
