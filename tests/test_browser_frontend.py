@@ -75,23 +75,34 @@ def live_state(page) -> str:
 # --------------------------------------------------------------------------- live updates
 
 
-@browser_test
-def test_turn_from_another_client_shows_on_an_idle_page(ui, photo):
+def idle_thread_page(ui, photo):
+    """(page, thread id): a new thread's page, its first version shown, nothing pending, and its
+    event stream open; and a second client with the same owner cookie (another device, a script)."""
     page = ui.page()
     tid = new_thread(page, photo)
     expect_version(page, 1)
     busy_false(page)
-    # Idle, and still listening: the stream is open though nothing is pending.
     page.wait_for_function("() => window.Retouch.live.state() === 'open'")
+    other = ui.context()
+    other.add_cookies(page.context.cookies())
+    return page, tid, other
+
+
+def queue_turn(other, tid: str, instruction: str) -> dict:
+    resp = other.request.post(f"/api/v1/threads/{tid}/turns", multipart={"instruction": instruction})
+    assert resp.status == 202, resp.text()
+    return resp.json()
+
+
+@browser_test
+def test_turn_from_another_client_shows_on_an_idle_page(ui, photo):
+    # Idle, and still listening: the stream is open though nothing is pending.
+    page, tid, other = idle_thread_page(ui, photo)
     assert page.locator("#live[hx-trigger]").count() == 0  # no polling while idle
     set_marker(page)
 
-    # Another client with the same owner cookie (another device, a script) queues a turn.
-    other = ui.context()
-    other.add_cookies(page.context.cookies())
-    resp = other.request.post(f"/api/v1/threads/{tid}/turns", multipart={"instruction": "make it black and white"})
-    assert resp.status == 202, resp.text()
-    turn = resp.json()
+    # Another client queues a turn.
+    turn = queue_turn(other, tid, "make it black and white")
 
     # It appears, runs and finishes on the open page, without a reload.
     turn_li = page.locator("section#conversation li.turn").filter(has_text="make it black and white")
@@ -112,8 +123,7 @@ def test_turn_from_another_client_shows_on_an_idle_page(ui, photo):
         document.dispatchEvent(new Event('visibilitychange'));
     }""")
     assert live_state(page) == "closed"
-    resp = other.request.post(f"/api/v1/threads/{tid}/turns", multipart={"instruction": "increase the contrast"})
-    assert resp.status == 202, resp.text()
+    queue_turn(other, tid, "increase the contrast")
     deadline_ok = False
     for _ in range(100):
         if api_thread(page, tid)["head_version"] == 3:
@@ -133,11 +143,7 @@ def test_turn_from_another_client_shows_on_an_idle_page(ui, photo):
 
 @browser_test
 def test_a_live_refresh_keeps_an_unchanged_version_tree(ui, photo):
-    page = ui.page()
-    tid = new_thread(page, photo)
-    expect_version(page, 1)
-    busy_false(page)
-    page.wait_for_function("() => window.Retouch.live.state() === 'open'")
+    page, tid, other = idle_thread_page(ui, photo)
     key = page.locator("#version-tree").get_attribute("data-tree")
     assert key == "1-1-1"
     page.evaluate("document.getElementById('version-tree').dataset.mark = 'kept'")
@@ -154,10 +160,7 @@ def test_a_live_refresh_keeps_an_unchanged_version_tree(ui, photo):
     shot(page, "frontend-tree-kept")
 
     # A turn that makes a version changes the tree: the page gets the new one, with the new node.
-    other = ui.context()
-    other.add_cookies(page.context.cookies())
-    resp = other.request.post(f"/api/v1/threads/{tid}/turns", multipart={"instruction": "make it black and white"})
-    assert resp.status == 202, resp.text()
+    queue_turn(other, tid, "make it black and white")
     expect_version(page, 2)
     expect(page.locator("#version-tree .version-node")).to_have_count(2)
     expect(page.locator("#version-tree")).to_have_attribute("data-tree", "2-2-2")
