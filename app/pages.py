@@ -206,9 +206,11 @@ def live_context(request: Request, ctx, seen: ThreadView) -> dict:
     live block, with the tree and conversation (``_live_body.html``) as
     ``live_body``, rendered once per revision of a thread with no turn
     pending and then served from ``ctx.render_cache``
-    (``app/render_cache.py``). A cached rendering costs three small queries
-    (pending turns, the head version, the share link) whatever the thread's
-    length; with a turn pending everything is read and rendered afresh."""
+    (``app/render_cache.py``). A cached rendering costs a few small indexed
+    queries (pending turns, the head version, the share link; the version
+    counts of the tree key are cached too) whatever the thread's length; with
+    a turn pending everything is read and rendered afresh. ``tree_key`` and
+    ``keep_tree``: see ``static/live.js`` and ``templates/_live_body.html``."""
     thread = seen.thread
     session = object_session(thread)
     tree = {"tree_key": tree_key(session, thread, ctx.render_cache)}
