@@ -18,7 +18,7 @@ from sse_starlette import EventSourceResponse
 
 from app import services, version_tree
 from app.backends import get_backend, offered_backends
-from app.thread_view import older_turns, thread_view, tree_key
+from app.thread_view import older_turns, thread_view, tree_key, turn_key
 from app.usage import cost_of
 from app.option_notes import option_notes
 from app.db import read_snapshot
@@ -69,6 +69,9 @@ def thread_groups(threads, request: Request | None = None):
 
 
 templates.env.globals["thread_groups"] = thread_groups
+templates.env.globals["turn_key"] = turn_key
+#: Settled turns a live refresh may name as already shown (static/live.js sends at most this many).
+MAX_KEPT_TURNS = 40
 
 
 def backend_flags(name: str | None):
@@ -218,7 +221,10 @@ def live_context(request: Request, ctx, seen: ThreadView) -> dict:
     # gets an empty hx-preserve placeholder instead, and htmx keeps the tree the page has: a turn
     # starting, running or failing costs its bubble, not the whole tree again.
     tree["keep_tree"] = is_htmx(request) and request.query_params.get("tree") == tree["tree_key"]
-    if has_pending_turn(session, thread.id):
+    # Likewise the settled turns it names as "id:key" (app.thread_view.turn_key) come back as
+    # placeholders when unchanged: such a reply is made for that page alone, so it is not cached.
+    tree["kept_turns"] = kept_turns(request)
+    if tree["kept_turns"] or has_pending_turn(session, thread.id):
         return {**thread_context(request, ctx, seen), **tree}
     made: list[dict] = []
 
@@ -237,6 +243,20 @@ def live_context(request: Request, ctx, seen: ThreadView) -> dict:
         context = {**_page_context(request, ctx, seen, head=head, usage=usage, pending=False), **tree}
     context["live_body"] = body
     return context
+
+
+def kept_turns(request: Request) -> dict[str, str]:
+    """Turn id -> key (:func:`app.thread_view.turn_key`) of the settled
+    turns an htmx live refresh says its page shows (``?turns=id:key,...``,
+    at most :data:`MAX_KEPT_TURNS`); {} for any other request."""
+    if not is_htmx(request):
+        return {}
+    kept = {}
+    for part in request.query_params.get("turns", "").split(",")[:MAX_KEPT_TURNS]:
+        turn_id, _, key = part.partition(":")
+        if turn_id and key:
+            kept[turn_id] = key
+    return kept
 
 
 def model_choice(ctx, thread) -> dict:

@@ -110,6 +110,18 @@ def thread_view(session: Session, thread: Thread, *, prices: dict | None = None,
     )
 
 
+def turn_key(turn: Turn, version: Version | None, head_version: int | None) -> str:
+    """What a settled turn shows, in a few characters: its status, the
+    version it made and whether that is the head (``"succeeded.12.1"``).
+    Nothing else of a turn changes once it has ended (every later action
+    is a new turn), so two renderings with the same key are the same. ""
+    for a queued or running turn, whose progress is never kept."""
+    if turn.status in PENDING_STATUSES:
+        return ""
+    number = version.number if version is not None else 0
+    return f"{turn.status}.{number}.{int(version is not None and number == head_version)}"
+
+
 def tree_key(session: Session, thread: Thread, cache=None) -> str:
     """What the version tree shows, in a few characters: the head, the
     number of versions and the newest number (``"12-40-40"``). Versions are

@@ -70,14 +70,20 @@
     tick();
   });
 
-  // A live refresh says which version tree the page shows (#version-tree's data-tree). While it is
-  // still current the server answers with an empty hx-preserve placeholder and htmx keeps the page's
-  // tree (app/pages.py, live_context): a turn starting or running costs its bubble, not the tree.
+  // A live refresh says which version tree the page shows (#version-tree's data-tree), and which
+  // settled turns (each li's data-key; at most 40, app/pages.py MAX_KEPT_TURNS). What is still current
+  // comes back as an empty hx-preserve placeholder and htmx keeps the page's own element
+  // (app/pages.py, live_context): a turn starting or finishing costs what changed, not the whole block.
   document.addEventListener("htmx:configRequest", function (evt) {
     var elt = evt.detail.elt;
     if (!elt || (elt.id !== "live-refresh" && elt.id !== "live") || evt.detail.verb !== "get") return;
     var tree = $("#version-tree[data-tree]");
     if (tree) evt.detail.parameters.tree = tree.getAttribute("data-tree");
+    // The same for the settled turns it shows (their data-key): unchanged ones are kept too.
+    var turns = $all("#conversation li.turn[data-key]").slice(-40).map(function (li) {
+      return li.id.replace(/^turn-/, "") + ":" + li.getAttribute("data-key");
+    });
+    if (turns.length) evt.detail.parameters.turns = turns.join(",");
   });
 
   // ------------------------------------------------------------ earlier turns

@@ -147,14 +147,18 @@ def test_a_live_refresh_keeps_an_unchanged_version_tree(ui, photo):
     key = page.locator("#version-tree").get_attribute("data-tree")
     assert key == "1-1-1"
     page.evaluate("document.getElementById('version-tree').dataset.mark = 'kept'")
+    upload = page.locator("#conversation li.turn-upload")
+    expect(upload).to_have_attribute("data-key", "succeeded.1.1")
+    upload.evaluate("li => li.dataset.mark = 'kept'")
 
     # A refresh while the tree is current: the server sends a placeholder and htmx keeps the element.
     with page.expect_response(lambda r: f"/t/{tid}?tree={key}" in r.url) as answer:
         page.evaluate("window.Retouch.live.refresh()")
     body = answer.value.text()
-    assert 'hx-preserve="true"' in body and "version-node" not in body
+    assert 'hx-preserve="true"' in body and "version-node" not in body and "Uploaded a photo" not in body
     page.wait_for_load_state("networkidle")
     expect(page.locator("#version-tree[data-mark='kept'] .version-node")).to_have_count(1)
+    expect(page.locator("#conversation li.turn-upload[data-mark='kept'] figure")).to_have_count(1)
     expect_loaded(page.locator("#version-tree img"))
     page.locator("#version-tree").scroll_into_view_if_needed()
     shot(page, "frontend-tree-kept")
@@ -165,6 +169,11 @@ def test_a_live_refresh_keeps_an_unchanged_version_tree(ui, photo):
     expect(page.locator("#version-tree .version-node")).to_have_count(2)
     expect(page.locator("#version-tree")).to_have_attribute("data-tree", "2-2-2")
     assert page.locator("#version-tree[data-mark]").count() == 0
+    # The upload's version is no longer the head, so its turn came again, without its "current" badge.
+    expect(upload).to_have_attribute("data-key", "succeeded.1.0")
+    assert page.locator("#conversation li.turn-upload[data-mark]").count() == 0
+    expect(upload.locator(".badge")).to_have_count(0)
+    expect(page.locator("#conversation figure[data-version='2'] .badge")).to_have_text("current")
 
 
 @browser_test

@@ -124,3 +124,36 @@ def test_another_owner_gets_404_not_the_cached_thread(client):
     with another_owner(client) as other:
         assert other.get(f"/t/{tid}").status_code == 404
         assert other.get(f"/api/v1/threads/{tid}").status_code == 404
+
+
+def test_a_live_refresh_gets_placeholders_for_the_turns_it_shows_unchanged(client, fake_backend):
+    import re
+
+    tid = client.post("/api/v1/threads", files={"image": ("p.png", png_bytes(), "image/png")}).json()["id"]
+    turn = client.post(f"/api/v1/threads/{tid}/turns", data={"instruction": "invert it"}).json()
+    assert wait_for_turn(client, turn["id"])["status"] == "succeeded"
+    keys = dict(re.findall(r'id="turn-([^"]+)" data-key="([^"]+)"', client.get(f"/t/{tid}").text))
+    assert sorted(keys.values()) == ["succeeded.1.0", "succeeded.2.1"]  # the upload, then the edit (the head)
+    shown = ",".join(f"{k}:{v}" for k, v in keys.items())
+
+    live = client.get(f"/t/{tid}", params={"turns": shown}, headers=LIVE).text
+    conversation = live.split('id="conversation"', 1)[1]
+    assert conversation.count('hx-preserve="true"></li>') == 2 and "invert it" not in conversation
+    assert client.get(f"/t/{tid}", params={"turns": shown}).text.count('hx-preserve="true"') == 0  # a whole page
+    stale = shown.replace("succeeded.2.1", "succeeded.2.0")
+    assert client.get(f"/t/{tid}", params={"turns": stale}, headers=LIVE).text.count('hx-preserve="true"></li>') == 1
+
+    # A revert moves the head: both turns show it differently now, so both come whole.
+    assert client.post(f"/api/v1/threads/{tid}/revert", json={"version": 1}).status_code == 200
+    conversation = client.get(f"/t/{tid}", params={"turns": shown}, headers=LIVE).text.split('id="conversation"', 1)[1]
+    assert conversation.count('hx-preserve="true"></li>') == 0 and "invert it" in conversation
+
+    # A pending turn is never a placeholder: it has no key.
+    fake_backend.gate.clear()
+    try:
+        pending = client.post(f"/api/v1/threads/{tid}/turns", data={"instruction": "slow invert"}).json()
+        page = client.get(f"/t/{tid}").text
+        assert f'id="turn-{pending["id"]}" data-key' not in page and f'id="turn-{pending["id"]}"' in page
+    finally:
+        fake_backend.gate.set()
+    wait_for_thread(client, tid)
