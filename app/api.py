@@ -154,17 +154,14 @@ def get_thread(view: ViewedSnapshot, request: Request, ctx: ContextDep) -> Respo
     and served from ``ctx.render_cache`` after that (``app/render_cache.py``)."""
     thread, base_url = view.thread, str(request.base_url)
 
-    def make() -> ThreadOut:
-        return thread_out(thread, base_url=base_url, share_token=view.share_token, partials=ctx.partials,
-                          prices=ctx.prices)
+    def encode() -> tuple[bytes, int]:
+        data = thread_out(thread, base_url=base_url, share_token=view.share_token, partials=ctx.partials,
+                          prices=ctx.prices).model_dump_json().encode()
+        return data, len(data)
 
     if has_pending_turn(object_session(thread), thread.id):
-        body = make().model_dump_json().encode()
+        body, _ = encode()
     else:
-        def encode() -> tuple[bytes, int]:
-            data = make().model_dump_json().encode()
-            return data, len(data)
-
         body = ctx.render_cache.get_or_make(("json", thread.id, thread.revision, view.share_token, base_url), encode)
     return Response(body, media_type="application/json")
 

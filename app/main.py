@@ -47,6 +47,7 @@ TEMPLATE_LIMITS = {
     "max_instruction_chars": MAX_INSTRUCTION_CHARS,
     "max_title_chars": MAX_TITLE_CHARS,
     "image_types": ",".join("image/" + f.lower() for f in ALLOWED_FORMATS),
+    "max_kept_turns": pages.MAX_KEPT_TURNS,
 }
 
 

@@ -65,12 +65,13 @@ def thread_groups(threads, request: Request | None = None):
     session = object_session(threads[0])
     cache = request.app.state.ctx.render_cache if request is not None else None
     counts = {tid: count for tid, (count, _) in version_facts(session, cache, threads).items()}
-    return services.group_threads(session, threads, (tz or "")[:64] or None, counts=counts)
+    return services.group_threads(threads, counts, (tz or "")[:64] or None)
 
 
 templates.env.globals["thread_groups"] = thread_groups
 templates.env.globals["turn_key"] = turn_key
-#: Settled turns a live refresh may name as already shown (static/live.js sends at most this many).
+#: Settled turns a live refresh may name as already shown (static/live.js sends at most this many:
+#: #live-refresh's data-max-turns, from the Jinja global ``limits``).
 MAX_KEPT_TURNS = 40
 
 
@@ -216,31 +217,31 @@ def live_context(request: Request, ctx, seen: ThreadView) -> dict:
     ``keep_tree``: see ``static/live.js`` and ``templates/_live_body.html``."""
     thread = seen.thread
     session = object_session(thread)
-    tree = {"tree_key": tree_key(session, thread, ctx.render_cache)}
+    shown = {"tree_key": tree_key(session, thread, ctx.render_cache)}
     # A live refresh from a page whose tree is current (static/live.js sends its data-tree as ?tree=)
     # gets an empty hx-preserve placeholder instead, and htmx keeps the tree the page has: a turn
     # starting, running or failing costs its bubble, not the whole tree again.
-    tree["keep_tree"] = is_htmx(request) and request.query_params.get("tree") == tree["tree_key"]
+    shown["keep_tree"] = is_htmx(request) and request.query_params.get("tree") == shown["tree_key"]
     # Likewise the settled turns it names as "id:key" (app.thread_view.turn_key) come back as
     # placeholders when unchanged: such a reply is made for that page alone, so it is not cached.
-    tree["kept_turns"] = kept_turns(request)
-    if tree["kept_turns"] or has_pending_turn(session, thread.id):
-        return {**thread_context(request, ctx, seen), **tree}
+    shown["kept_turns"] = kept_turns(request)
+    if shown["kept_turns"] or has_pending_turn(session, thread.id):
+        return {**thread_context(request, ctx, seen), **shown}
     made: list[dict] = []
 
     def render_body() -> tuple[tuple[Markup, object], int]:
-        context = {**thread_context(request, ctx, seen), **tree}
+        context = {**thread_context(request, ctx, seen), **shown}
         made.append(context)
         body = Markup(templates.get_template("_live_body.html").render(context))
         return (body, context["view"].usage), len(body)
 
-    key = ("live", thread.id, thread.revision, seen.share_token, tree["keep_tree"])
+    key = ("live", thread.id, thread.revision, seen.share_token, shown["keep_tree"])
     body, usage = ctx.render_cache.get_or_make(key, render_body)
     if made:
         context = made[0]
     else:
         head = services.version_row(session, thread.id, thread.head_version)
-        context = {**_page_context(request, ctx, seen, head=head, usage=usage, pending=False), **tree}
+        context = {**_page_context(request, ctx, seen, head=head, usage=usage, pending=False), **shown}
     context["live_body"] = body
     return context
 

@@ -67,13 +67,9 @@ class RenderCache:
                 self.hits += 1
                 return entry[0]
             self.misses += 1
-        entry = make()
-        with self._lock:
-            try:
-                self._entries[key] = entry
-            except ValueError:  # larger than maxsize
-                pass
-        return entry[0]
+        value, size = make()
+        self.put(key, value, size)
+        return value
 
     def get(self, key: Hashable) -> Any:
         """The value cached under ``key``, or None (not counted in ``hits``

@@ -1001,14 +1001,13 @@ def relative_time(moment: datetime, now: datetime) -> str:
     return f"{moment.day} {moment:%b %Y}"
 
 
-def group_threads(session: Session, threads: list[Thread], tz_name: str | None = None,
-                  now: datetime | None = None, counts: dict[str, int] | None = None
-                  ) -> list[tuple[str, list[ThreadItem]]]:
+def group_threads(threads: list[Thread], counts: dict[str, int], tz_name: str | None = None,
+                  now: datetime | None = None) -> list[tuple[str, list[ThreadItem]]]:
     """``threads`` (in their order) grouped by the calendar day of their
     last activity (``updated_at``) in the time zone ``tz_name`` (an IANA
     name such as ``Europe/Paris``; unknown or None: UTC): :data:`DATE_GROUPS`,
-    empty groups left out. Version counts are ``counts`` (thread id ->
-    versions) when given, else from one grouped query."""
+    empty groups left out. ``counts``: thread id -> its number of versions
+    (``app.render_cache.version_facts``)."""
     from zoneinfo import ZoneInfo
 
     try:
@@ -1016,10 +1015,6 @@ def group_threads(session: Session, threads: list[Thread], tz_name: str | None =
     except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
         zone = timezone.utc
     now = (now or utcnow()).astimezone(zone)
-    ids = [t.id for t in threads]
-    if counts is None and ids:
-        counts = dict(session.execute(select(Version.thread_id, func.count(Version.pk))
-                                      .where(Version.thread_id.in_(ids)).group_by(Version.thread_id)).all())
     today = now.date()
     groups: dict[str, list[ThreadItem]] = {g: [] for g in DATE_GROUPS}
     for t in threads:
@@ -1027,7 +1022,7 @@ def group_threads(session: Session, threads: list[Thread], tz_name: str | None =
         age_days = (today - moment.date()).days
         label = ("Today" if age_days <= 0 else "Yesterday" if age_days == 1
                  else "Previous 7 days" if age_days <= 7 else "Older")
-        groups[label].append(ThreadItem(t, (counts or {}).get(t.id, 0), relative_time(moment, now),
+        groups[label].append(ThreadItem(t, counts.get(t.id, 0), relative_time(moment, now),
                                         _aware(t.updated_at).astimezone(timezone.utc).isoformat()))
     return [(g, items) for g, items in groups.items() if items]
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import PENDING_STATUSES, Thread, Turn, Version
+from app.render_cache import version_facts
 from app.usage import UsageTotal, thread_usage
 
 #: Turns a thread page shows at first; older ones load on scroll, this many at a time.
@@ -75,8 +76,7 @@ def thread_view(session: Session, thread: Thread, *, prices: dict | None = None,
     if turns:
         older = session.scalar(select(func.count(Turn.pk)).where(Turn.thread_id == tid,
                                                                  Turn.pk < turns[0].pk)) or 0
-    count, newest = session.execute(select(func.count(Version.pk), func.max(Version.number))
-                                    .where(Version.thread_id == tid)).one()
+    count, newest = version_facts(session, None, [thread])[tid]
     shown_ids = [t.id for t in turns]
     conditions = [Version.number > (newest or 0) - window]
     if thread.head_version is not None:
@@ -128,8 +128,6 @@ def tree_key(session: Session, thread: Thread, cache=None) -> str:
     only ever added, each with a fixed parent and the turn that made it, so
     two readings with the same key draw the same tree. The counts come from
     ``app.render_cache.version_facts`` (``cache``: a ``RenderCache`` or None)."""
-    from app.render_cache import version_facts
-
     count, newest = version_facts(session, cache, [thread])[thread.id]
     return f"{thread.head_version or 0}-{count}-{newest}"
 

@@ -71,7 +71,7 @@
   });
 
   // A live refresh says which version tree the page shows (#version-tree's data-tree), and which
-  // settled turns (each li's data-key; at most 40, app/pages.py MAX_KEPT_TURNS). What is still current
+  // settled turns (each li's data-key; the newest #live-refresh's data-max-turns). What is still current
   // comes back as an empty hx-preserve placeholder and htmx keeps the page's own element
   // (app/pages.py, live_context): a turn starting or finishing costs what changed, not the whole block.
   document.addEventListener("htmx:configRequest", function (evt) {
@@ -80,9 +80,10 @@
     var tree = $("#version-tree[data-tree]");
     if (tree) evt.detail.parameters.tree = tree.getAttribute("data-tree");
     // The same for the settled turns it shows (their data-key): unchanged ones are kept too.
-    var turns = $all("#conversation li.turn[data-key]").slice(-40).map(function (li) {
+    var most = parseInt(($("#live-refresh") || document.body).getAttribute("data-max-turns"), 10) || 0;
+    var turns = most ? $all("#conversation li.turn[data-key]").slice(-most).map(function (li) {
       return li.id.replace(/^turn-/, "") + ":" + li.getAttribute("data-key");
-    });
+    }) : [];
     if (turns.length) evt.detail.parameters.turns = turns.join(",");
   });
 
