@@ -128,6 +128,39 @@ def test_new_results_land_in_view_and_the_button_brings_them(ui, photo, viewport
     assert_marker(page)
 
 
+@browser_test
+def test_a_long_thread_opens_at_its_newest_turn_without_loading_its_oldest_previews(ui, photo):
+    # 20 versions: the page shows all 20 turns (the last N), each about 600 px tall.
+    page = ui.page()
+    tid = new_thread(page, photo)
+    for i in range(19):
+        resp = page.request.post(f"/api/v1/threads/{tid}/turns",
+                                 multipart={"instruction": ("make it warmer", "make it cooler")[i % 2]})
+        assert resp.status == 202, resp.text()[:300]
+    page.wait_for_function(f"""async () => (await (await fetch('/api/v1/threads/{tid}')).json()).head_version === 20""",
+                           polling=250, timeout=60_000)
+
+    # Opened afresh: the first frame is laid out at the newest turn (static/scroll_start.js with the
+    # head's rel=expect), so the lazy previews at the top never come within the browser's loading
+    # distance. Before, Chromium laid the page out at the top first and fetched the oldest six.
+    fresh = page.context.new_page()  # the same owner, a new tab
+    previews: list[int] = []
+    fresh.on("request", lambda r: previews.append(int(re.search(r"/versions/(\d+)/image", r.url).group(1)))
+             if "size=512" in r.url else None)
+    fresh.goto(f"/t/{tid}", wait_until="networkidle")
+    fresh.wait_for_function(AT_BOTTOM)
+    fresh.wait_for_function(IN_VIEW_ABOVE_COMPOSER, arg=newest_image(20), timeout=10_000)
+    assert 20 in previews and 19 in previews, previews
+    assert not {1, 2, 3, 4} & set(previews), f"the oldest turns' previews loaded: {sorted(previews)}"
+    shot(fresh, "conversation-long-thread-opens-at-newest")
+
+    # Scrolling up still brings them (they are lazy, not missing).
+    fresh.locator(newest_image(1)).scroll_into_view_if_needed()
+    expect(fresh.locator(newest_image(1))).to_have_js_property("complete", True)
+    fresh.wait_for_function("sel => document.querySelector(sel).naturalWidth > 0", arg=newest_image(1))
+    assert 1 in previews
+
+
 # --------------------------------------------------------------------------- errors next to the composer
 
 
