@@ -25,10 +25,11 @@ from app.deps import (
     SessionDep,
     TurnLimit,
     ViewedRow,
-    ViewedSnapshot,
     find_thread,
+    get_owner,
     read_upload,
     turn_options,
+    viewing,
 )
 from app.models import Thread, Version
 from app.schemas import (
@@ -147,22 +148,26 @@ def list_threads(session: SessionDep, owner: OwnerDep,
 @router.get("/threads/{thread_id}", response_model=ThreadOut, dependencies=THREAD_ID_PATH)
 @router.get("/shared/{token}", response_model=ThreadOut, dependencies=TOKEN_PATH, name="get_shared",
             description="The shared thread, read-only, without owner-only fields (one snapshot).")
-def get_thread(view: ViewedSnapshot, request: Request, ctx: ContextDep) -> Response:
+def get_thread(request: Request, ctx: ContextDep) -> Response:
     """The thread with every version and turn, read in one snapshot
     (``app.db.read_snapshot``): no turn is finished without its version.
     With no turn pending, the JSON is made once per revision of the thread
-    and served from ``ctx.render_cache`` after that (``app/render_cache.py``)."""
-    thread, base_url = view.thread, str(request.base_url)
+    and served from ``ctx.render_cache`` after that (``app/render_cache.py``).
+    One worker thread (``app.deps.viewing``)."""
+    base_url = str(request.base_url)
+    with viewing(request, ctx, snapshot=True) as view:
+        thread = view.thread
 
-    def encode() -> tuple[bytes, int]:
-        data = thread_out(thread, base_url=base_url, share_token=view.share_token, partials=ctx.partials,
-                          prices=ctx.prices).model_dump_json().encode()
-        return data, len(data)
+        def encode() -> tuple[bytes, int]:
+            data = thread_out(thread, base_url=base_url, share_token=view.share_token, partials=ctx.partials,
+                              prices=ctx.prices).model_dump_json().encode()
+            return data, len(data)
 
-    if has_pending_turn(object_session(thread), thread.id):
-        body, _ = encode()
-    else:
-        body = ctx.render_cache.get_or_make(("json", thread.id, thread.revision, view.share_token, base_url), encode)
+        if has_pending_turn(object_session(thread), thread.id):
+            body, _ = encode()
+        else:
+            body = ctx.render_cache.get_or_make(("json", thread.id, thread.revision, view.share_token, base_url),
+                                                encode)
     return Response(body, media_type="application/json")
 
 
@@ -346,13 +351,33 @@ IMAGE_RESPONSES = {200: {"content": {"image/png": {}, "image/webp": {}}}, 304: {
 @router.get("/threads/{thread_id}/versions/{number}/image", responses=IMAGE_RESPONSES, dependencies=THREAD_ID_PATH)
 @router.get("/shared/{token}/versions/{number}/image", responses=IMAGE_RESPONSES, dependencies=TOKEN_PATH,
             name="shared_version_image", description="A shared thread's version image, for link holders.")
-def version_image(number: int, view: ViewedRow, request: Request, ctx: ContextDep, session: SessionDep,
-                  size: str | None = None, download: bool = False) -> Response:
-    """The version's PNG (``?size=thumb``: the WebP thumbnail), with an ETag
-    and a year of caching: stored images never change. Through a share link
-    a full-size PNG always carries its Content Credentials."""
-    version = services.find_version(session, view.thread, number)
-    return image_response(request, ctx, view.thread, version, size, download, signed=not view.owner)
+def version_image(number: int, request: Request, ctx: ContextDep, size: str | None = None,
+                  download: bool = False) -> Response:
+    """The version's PNG (``?size=thumb``: the WebP thumbnail; ``128``,
+    ``512``, ``1024``: a WebP preview), with an ETag and a year of caching:
+    stored images never change. Through a share link a full-size PNG always
+    carries its Content Credentials, as does a full-size download.
+
+    The hottest GET of a page, so it takes one worker thread: no ``def``
+    dependency (FastAPI runs each in a thread of its own before the
+    endpoint's), one session opened and closed here, and one Core query for
+    the thread and the version's blob (:func:`app.services.version_blob`)
+    unless the image must be signed. Raises NotFound (404) as
+    :func:`app.deps.find_thread` and :func:`app.services.find_version` do."""
+    token = request.path_params.get("token")
+    with ctx.sessions() as session:
+        if size in (None, "", "full") and (download or token is not None):
+            view = find_thread(request, session, rows_only=True)  # signing reads the thread and version rows
+            version = services.find_version(session, view.thread, number)
+            return image_response(request, ctx, view.thread, version, size, download, signed=not view.owner)
+        blob = services.version_blob(session, number, owner_id=None if token else get_owner(request),
+                                     thread_id=request.path_params.get("thread_id"), token=token)
+    if blob.sha256 is None:
+        raise services.NotFound(f"Version {number} does not exist in this thread.")
+    response = blob_response(request, ctx, blob.sha256, size)
+    if download and response.status_code == 200:
+        response.headers["Content-Disposition"] = download_disposition(blob.title, number)
+    return response
 
 
 ATTACHMENT_RESPONSES = {200: {"content": {"image/png": {}, "image/webp": {}}}, 304: {"description": "not modified"}}
@@ -414,14 +439,8 @@ def image_response(request: Request, ctx, thread: Thread, version: Version, size
     """Serve a version's stored PNG or WebP thumbnail (see :func:`blob_response`);
     a download, or with ``signed`` any full-size PNG, carries its C2PA
     Content Credentials (``app.archive_routes.signed_response``);
-    ``download`` adds ``Content-Disposition: attachment`` naming the file
-    ``<title>-v<number>.png``: an ASCII ``filename`` and, for a title beyond
-    ASCII, ``filename*`` in UTF-8 (RFC 6266 §4.3, RFC 8187), which clients
-    that read it prefer."""
-    import unicodedata
-    from urllib.parse import quote
-
-    number = version.number
+    ``download`` adds ``Content-Disposition: attachment``
+    (:func:`download_disposition`)."""
     if (download or signed) and size in (None, "", "full"):
         from app.archive_routes import signed_response
 
@@ -429,16 +448,28 @@ def image_response(request: Request, ctx, thread: Thread, version: Version, size
     else:
         response = blob_response(request, ctx, version.sha256, size)
     if download and response.status_code == 200:
-        def clean(text: str) -> str:
-            return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-")[:60] or "retouch"
-
-        name = clean(thread.title)
-        ascii_name = clean(unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii"))
-        value = f'attachment; filename="{ascii_name}-v{number}.png"'
-        if ascii_name != name:
-            value += f"; filename*=UTF-8''{quote(f'{name}-v{number}.png', safe='')}"
-        response.headers["Content-Disposition"] = value
+        response.headers["Content-Disposition"] = download_disposition(thread.title, version.number)
     return response
+
+
+def download_disposition(title: str, number: int) -> str:
+    """The ``Content-Disposition`` of version ``number`` of a thread titled
+    ``title`` downloaded: ``attachment``, naming the file
+    ``<title>-v<number>.png``: an ASCII ``filename`` and, for a title beyond
+    ASCII, ``filename*`` in UTF-8 (RFC 6266 §4.3, RFC 8187), which clients
+    that read it prefer."""
+    import unicodedata
+    from urllib.parse import quote
+
+    def clean(text: str) -> str:
+        return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-")[:60] or "retouch"
+
+    name = clean(title)
+    ascii_name = clean(unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii"))
+    value = f'attachment; filename="{ascii_name}-v{number}.png"'
+    if ascii_name != name:
+        value += f"; filename*=UTF-8''{quote(f'{name}-v{number}.png', safe='')}"
+    return value
 
 
 def blob_response(request: Request, ctx, sha256: str, size: str | None, *, filename: str | None = None) -> Response:

@@ -1,7 +1,8 @@
 """FastAPI dependencies, as typed aliases (``SessionDep``, ``OwnerDep``...)."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -63,13 +64,20 @@ async def get_context(request: Request) -> AppContext:
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
     """A database session for the request, closed after it. Making one does
-    no I/O, so it is made here on the event loop; closing it returns its
-    connection (a rollback), so that runs in a worker thread."""
+    no I/O, so it is made here on the event loop. Closing it returns its
+    connection (a rollback): over the network (PostgreSQL) that runs in a
+    worker thread; SQLite's rollback is a local call of microseconds (in WAL
+    mode an unfinished write has not reached the file yet,
+    https://www.sqlite.org/wal.html), cheaper than the thread hop, so it
+    runs here."""
     session = request.app.state.ctx.sessions()
     try:
         yield session
     finally:
-        await anyio.to_thread.run_sync(session.close)
+        if session.get_bind().dialect.name == "sqlite":
+            session.close()
+        else:
+            await anyio.to_thread.run_sync(session.close)
 
 
 def get_owner(request: Request) -> str:
@@ -162,6 +170,21 @@ def find_thread(request: Request, session: Session, *, rows_only: bool = False,
     owner, thread_id = get_owner(request), params["thread_id"]
     thread = services.thread_row(session, owner, thread_id) if rows_only else owned_thread(thread_id, session, owner)
     return ThreadView.of(thread)
+
+
+@contextmanager
+def viewing(request: Request, ctx: AppContext, *, snapshot: bool = False) -> Iterator[ThreadView]:
+    """:func:`find_thread` (the row alone; with ``snapshot``, in one read
+    snapshot) in a session of its own, closed when the block ends; the
+    view's ``thread`` loads its turns and versions lazily inside the block.
+
+    For the hottest GETs (the thread page, its JSON): a ``def`` endpoint
+    that opens the view itself runs in one worker thread, where the
+    :data:`ViewedSnapshot` dependency would take a thread of its own first
+    (FastAPI runs each ``def`` dependency in the thread pool). Raises
+    NotFound as :func:`find_thread` does."""
+    with ctx.sessions() as session:
+        yield find_thread(request, session, rows_only=True, snapshot=snapshot)
 
 
 def viewed_thread(request: Request, session: SessionDep) -> ThreadView:

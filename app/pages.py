@@ -32,8 +32,10 @@ from app.deps import (
     ViewedSnapshot,
     ViewedThread,
     WatchedThread,
+    THREAD_ID_PATH,
     read_upload,
     turn_options,
+    viewing,
 )
 from app.events import PING_SECONDS, changes
 from app.schemas import utc
@@ -402,15 +404,16 @@ def create_thread(
 THREAD_BLOCKS = ("content", "live")
 
 
-@router.get("/t/{thread_id}")
-def thread_page(view: ViewedSnapshot, request: Request, ctx: ContextDep, session: SessionDep,
-                owner: OwnerDep) -> Response:
+@router.get("/t/{thread_id}", dependencies=THREAD_ID_PATH)
+def thread_page(request: Request, ctx: ContextDep, owner: OwnerDep) -> Response:
     """The thread: version tree, conversation and composer. htmx gets the
     ``live`` block (polling) or the ``content`` block (navigation). Reads
-    one snapshot, and only the newest turns and versions (``app/thread_view.py``)."""
-    context = live_context(request, ctx, view)
-    context["threads"] = services.list_threads(session, owner)
-    return render(request, "thread.html", context, block="live", blocks=THREAD_BLOCKS)
+    one snapshot, and only the newest turns and versions (``app/thread_view.py``),
+    in one worker thread (``app.deps.viewing``)."""
+    with viewing(request, ctx, snapshot=True) as view:
+        context = live_context(request, ctx, view)
+        context["threads"] = services.list_threads(object_session(view.thread), owner)
+        return render(request, "thread.html", context, block="live", blocks=THREAD_BLOCKS)
 
 
 @router.get("/t/{thread_id}/turns")

@@ -165,6 +165,42 @@ def find_version(session: Session, thread: Thread, number: int) -> Version:
     return version
 
 
+@dataclass(frozen=True)
+class VersionBlob:
+    """What an image GET needs of a version: its thread's id and title, and
+    the stored blob's sha256 (``None``: the thread has no such version)."""
+
+    thread_id: str
+    title: str
+    sha256: str | None
+
+
+def version_blob(session: Session, number: int, *, owner_id: str | None = None, thread_id: str | None = None,
+                 token: str | None = None) -> VersionBlob:
+    """Version ``number``'s blob, found with its thread in one indexed Core
+    query (no ORM objects): by ``owner_id`` and ``thread_id``, or through
+    the live share link ``token``. The same rules as :func:`thread_row` and
+    :func:`get_shared_row` (owner compared in constant time, deleted
+    threads and revoked links are not found). Raises NotFound with their
+    messages when the thread is not visible; returns ``sha256=None`` when it
+    is but has no version ``number``."""
+    in_range = 1 <= number <= MAX_VERSION_NUMBER
+    version = Version.__table__
+    on = (version.c.thread_id == Thread.id) & (version.c.number == (number if in_range else 0))
+    cols = select(Thread.id, Thread.title, Thread.owner_id, version.c.sha256).select_from(Thread).outerjoin(version, on)
+    if token is not None:
+        stmt = cols.join(ShareLink, ShareLink.thread_id == Thread.id).where(
+            ShareLink.token == token, ShareLink.revoked_at.is_(None), Thread.deleted_at.is_(None))
+    else:
+        stmt = cols.where(Thread.id == thread_id, Thread.deleted_at.is_(None))
+    row = session.connection().execute(stmt).first() if (token or thread_id) else None
+    if token is not None and row is None:
+        raise NotFound("This share link does not exist or was revoked.")
+    if token is None and (row is None or not secrets.compare_digest(row.owner_id, owner_id or "")):
+        raise NotFound("There is no such thread.")
+    return VersionBlob(row.id, row.title, row.sha256 if in_range else None)
+
+
 def find_attachment(session: Session, thread: Thread, turn_id: str, name: str) -> str:
     """The sha256 of attachment ``name`` of turn ``turn_id`` of ``thread``,
     found by one indexed query (see :func:`get_attachment` for the names).

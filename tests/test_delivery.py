@@ -68,3 +68,39 @@ def test_text_responses_are_compressed(client):
         assert r.status_code == 200 and r.headers.get("content-encoding") == encoding, r.headers
     raw = client.get("/", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in raw.headers
+
+
+def test_image_gets_find_their_blob_for_the_owner_and_live_share_links_only(client):
+    # Thumbnails and previews take one Core query (app.services.version_blob); full-size images through a
+    # share link and downloads read the rows to sign them. Both answer who may see what alike.
+    from tests.conftest import another_owner
+
+    tid = client.post("/api/v1/threads", files={"image": ("p.png", png_bytes((300, 200)), "image/png")}).json()["id"]
+    own, token = f"/api/v1/threads/{tid}/versions", client.post(f"/api/v1/threads/{tid}/share").json()["token"]
+    shared = f"/api/v1/shared/{token}/versions"
+    sizes = ["?size=thumb", "?size=128", "?size=512", "", "?download=1", "?size=thumb&download=1"]
+    for base in (own, shared):
+        for size in sizes:
+            r = client.get(f"{base}/1/image{size}")
+            assert r.status_code == 200, (base, size, r.text)
+            assert ("attachment" in r.headers.get("content-disposition", "")) == ("download" in size)
+        missing = client.get(f"{base}/2/image?size=thumb")
+        assert missing.status_code == 404 and "Version 2 does not exist" in missing.json()["detail"]
+        for number in (0, 2**31, 2**63):
+            assert client.get(f"{base}/{number}/image?size=thumb").status_code == 404
+    with another_owner(client) as other:
+        for size in sizes:
+            r = other.get(f"{own}/1/image{size}")
+            assert r.status_code == 404 and r.json()["detail"] == "There is no such thread.", size
+            assert other.get(f"{shared}/1/image{size}").status_code == 200  # the link is the capability
+    assert client.get(f"/api/v1/shared/{token}x/versions/1/image?size=thumb").status_code == 404
+    assert client.delete(f"/api/v1/threads/{tid}/share").status_code == 204
+    for size in sizes:
+        r = client.get(f"{shared}/1/image{size}")
+        assert r.status_code == 404 and "revoked" in r.json()["detail"], size
+    assert client.get(f"{own}/1/image?size=thumb").status_code == 200
+    token = client.post(f"/api/v1/threads/{tid}/share").json()["token"]
+    assert client.delete(f"/api/v1/threads/{tid}").status_code == 204
+    for size in sizes:
+        assert client.get(f"{own}/1/image{size}").status_code == 404, size
+        assert client.get(f"/api/v1/shared/{token}/versions/1/image{size}").status_code == 404, size
