@@ -24,6 +24,7 @@ from app.option_notes import option_notes
 from app.db import read_snapshot
 from app.render_cache import has_pending_turn, version_facts
 from app.deps import (
+    THREAD_ID_PATH,
     ContextDep,
     OwnerDep,
     SessionDep,
@@ -32,7 +33,6 @@ from app.deps import (
     ViewedSnapshot,
     ViewedThread,
     WatchedThread,
-    THREAD_ID_PATH,
     read_upload,
     turn_options,
     viewing,
