@@ -31,7 +31,7 @@ from app.deps import (
     turn_options,
     viewing,
 )
-from app.models import Thread, Version
+from app.models import Thread
 from app.schemas import (
     BackendInfo,
     CreateThreadJSON,
@@ -362,21 +362,26 @@ def version_image(number: int, request: Request, ctx: ContextDep, size: str | No
     dependency (FastAPI runs each in a thread of its own before the
     endpoint's), one session opened and closed here, and one Core query for
     the thread and the version's blob (:func:`app.services.version_blob`)
-    unless the image must be signed. Raises NotFound (404) as
+    unless the image must be signed (C2PA, ``app.archive_routes.signed_response``),
+    which reads the rows. ``download`` adds ``Content-Disposition: attachment``
+    (:func:`download_disposition`). Raises NotFound (404) as
     :func:`app.deps.find_thread` and :func:`app.services.find_version` do."""
     token = request.path_params.get("token")
     with ctx.sessions() as session:
         if size in (None, "", "full") and (download or token is not None):
-            view = find_thread(request, session, rows_only=True)  # signing reads the thread and version rows
+            from app.archive_routes import signed_response
+
+            view = find_thread(request, session, rows_only=True)
             version = services.find_version(session, view.thread, number)
-            return image_response(request, ctx, view.thread, version, size, download, signed=not view.owner)
-        blob = services.version_blob(session, number, owner_id=None if token else get_owner(request),
-                                     thread_id=request.path_params.get("thread_id"), token=token)
-    if blob.sha256 is None:
-        raise services.NotFound(f"Version {number} does not exist in this thread.")
-    response = blob_response(request, ctx, blob.sha256, size)
+            response, title = signed_response(request, ctx, view.thread, version), view.thread.title
+        else:
+            blob = services.version_blob(session, number, owner_id=None if token else get_owner(request),
+                                         thread_id=request.path_params.get("thread_id"), token=token)
+            if blob.sha256 is None:
+                raise services.NotFound(f"Version {number} does not exist in this thread.")
+            response, title = blob_response(request, ctx, blob.sha256, size), blob.title
     if download and response.status_code == 200:
-        response.headers["Content-Disposition"] = download_disposition(blob.title, number)
+        response.headers["Content-Disposition"] = download_disposition(title, number)
     return response
 
 
@@ -432,24 +437,6 @@ def partial_response(frame, thread: Thread, turn_id: str, urls: Urls) -> Respons
         return RedirectResponse(urls.image(turn.result_version), status_code=303,
                                 headers={"Cache-Control": "no-store"})
     raise HTTPException(404, "This turn has no partial image (none arrived yet, or the turn ended).")
-
-
-def image_response(request: Request, ctx, thread: Thread, version: Version, size: str | None, download: bool,
-                   *, signed: bool = False) -> Response:
-    """Serve a version's stored PNG or WebP thumbnail (see :func:`blob_response`);
-    a download, or with ``signed`` any full-size PNG, carries its C2PA
-    Content Credentials (``app.archive_routes.signed_response``);
-    ``download`` adds ``Content-Disposition: attachment``
-    (:func:`download_disposition`)."""
-    if (download or signed) and size in (None, "", "full"):
-        from app.archive_routes import signed_response
-
-        response = signed_response(request, ctx, thread, version)
-    else:
-        response = blob_response(request, ctx, version.sha256, size)
-    if download and response.status_code == 200:
-        response.headers["Content-Disposition"] = download_disposition(thread.title, version.number)
-    return response
 
 
 def download_disposition(title: str, number: int) -> str:

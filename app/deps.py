@@ -207,8 +207,8 @@ def watched_thread(request: Request, ctx: ContextDep) -> ThreadView:
     """:func:`find_thread` in a session of its own, closed before it
     returns: for event streams, which must not hold a database session
     while they last. The view's thread is detached (its row's columns only)."""
-    with ctx.sessions() as session:
-        return find_thread(request, session, rows_only=True)
+    with viewing(request, ctx) as view:
+        return view
 
 
 async def _thread_id_path(thread_id: str) -> None:

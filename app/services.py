@@ -173,10 +173,10 @@ def find_version(session: Session, thread: Thread, number: int) -> Version:
 
 @dataclass(frozen=True)
 class VersionBlob:
-    """What an image GET needs of a version: its thread's id and title, and
-    the stored blob's sha256 (``None``: the thread has no such version)."""
+    """What an image GET needs of a version: its thread's title (the
+    download's file name) and the stored blob's sha256 (``None``: the
+    thread has no such version)."""
 
-    thread_id: str
     title: str
     sha256: str | None
 
@@ -188,7 +188,7 @@ def _version_blob_statements():
     parameters (``number``, ``thread_id``, ``token``)."""
     threads, versions, links = Thread.__table__, Version.__table__, ShareLink.__table__
     on = (versions.c.thread_id == threads.c.id) & (versions.c.number == bindparam("number"))
-    cols = select(threads.c.id, threads.c.title, threads.c.owner_id, versions.c.sha256).select_from(
+    cols = select(threads.c.title, threads.c.owner_id, versions.c.sha256).select_from(
         threads.outerjoin(versions, on))
     by_owner = cols.where(threads.c.id == bindparam("thread_id"), threads.c.deleted_at.is_(None))
     by_link = cols.join(links, links.c.thread_id == threads.c.id).where(
@@ -219,7 +219,7 @@ def version_blob(session: Session, number: int, *, owner_id: str | None = None, 
         raise NotFound("This share link does not exist or was revoked.")
     if token is None and (row is None or not secrets.compare_digest(row.owner_id, owner_id or "")):
         raise NotFound("There is no such thread.")
-    return VersionBlob(row.id, row.title, row.sha256 if in_range else None)
+    return VersionBlob(row.title, row.sha256 if in_range else None)
 
 
 def find_attachment(session: Session, thread: Thread, turn_id: str, name: str) -> str:
